@@ -1,0 +1,414 @@
+//! Idempotency settings: how long a record lives and how long a lease may last.
+//!
+//! Out-of-range values are typed errors when the configuration is built, never a
+//! silent clamp: a payments team must know the window they actually got.
+//!
+//! # Environment variables
+//!
+//! [`IdempotencyConfig::from_env`] reads (each optional):
+//!
+//! | variable | meaning | default | range |
+//! |---|---|---|---|
+//! | `IDEMPOTENCY_EXPIRY` | how long a key is remembered | `24h` | `5m` to `72h` |
+//! | `IDEMPOTENCY_MAX_LEASE` | the longest a request may hold a key while it runs | `15m` | `1s` to `1h`, and at most the expiry |
+//!
+//! Durations are a whole number followed by `s`, `m`, `h` or `d` (`90m`, `3600s`,
+//! `1d`), or a bare number of seconds (`86400`).
+
+use std::time::Duration;
+
+use crate::clock::millis;
+
+/// Default record expiry: 24 hours.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Shortest expiry accepted: 5 minutes.
+pub const MIN_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// Longest expiry accepted: 72 hours.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(72 * 60 * 60);
+/// Default maximum lease: 15 minutes, the longest a Lambda invocation can run.
+pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
+/// Shortest maximum lease accepted: 1 second.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+/// Longest maximum lease accepted: 1 hour.
+pub const MAX_LEASE: Duration = Duration::from_secs(60 * 60);
+
+/// Environment variable for the expiry.
+pub const ENV_EXPIRY: &str = "IDEMPOTENCY_EXPIRY";
+/// Environment variable for the maximum lease.
+pub const ENV_MAX_LEASE: &str = "IDEMPOTENCY_MAX_LEASE";
+
+/// Validated idempotency settings.
+///
+/// ```
+/// use lambda_idempotency::config::{ConfigError, IdempotencyConfig};
+/// use std::time::Duration;
+///
+/// let config = IdempotencyConfig::builder()
+///     .expiry(Duration::from_secs(2 * 60 * 60))
+///     .max_lease(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(config.expiry(), Duration::from_secs(7200));
+///
+/// let too_short = IdempotencyConfig::builder().expiry(Duration::from_secs(60)).build();
+/// assert!(matches!(too_short, Err(ConfigError::ExpiryOutOfRange { .. })));
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyConfig {
+    expiry: Duration,
+    max_lease: Duration,
+}
+
+/// Builds an [`IdempotencyConfig`]; every setting starts at its default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct IdempotencyConfigBuilder {
+    expiry: Duration,
+    max_lease: Duration,
+}
+
+/// A setting that was out of range or could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The expiry is outside [`MIN_EXPIRY`]..=[`MAX_EXPIRY`].
+    #[error("expiry of {value:?} is out of range: it must be between {min:?} and {max:?}")]
+    ExpiryOutOfRange {
+        /// The value given.
+        value: Duration,
+        /// [`MIN_EXPIRY`].
+        min: Duration,
+        /// [`MAX_EXPIRY`].
+        max: Duration,
+    },
+    /// The maximum lease is outside [`MIN_LEASE`]..=[`MAX_LEASE`] or longer than the expiry.
+    #[error("maximum lease of {value:?} is out of range: it must be between {min:?} and {max:?}")]
+    LeaseOutOfRange {
+        /// The value given.
+        value: Duration,
+        /// [`MIN_LEASE`].
+        min: Duration,
+        /// The smaller of [`MAX_LEASE`] and the expiry.
+        max: Duration,
+    },
+    /// A required environment variable is missing or empty.
+    #[error("environment variable {name} is not set")]
+    MissingEnv {
+        /// The variable's name.
+        name: &'static str,
+    },
+    /// An environment variable could not be parsed.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    InvalidEnv {
+        /// The variable's name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            expiry: DEFAULT_EXPIRY,
+            max_lease: DEFAULT_MAX_LEASE,
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> IdempotencyConfigBuilder {
+        IdempotencyConfigBuilder {
+            expiry: DEFAULT_EXPIRY,
+            max_lease: DEFAULT_MAX_LEASE,
+        }
+    }
+
+    /// Reads the settings from the process environment (see the module docs).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().with_env()?.build()
+    }
+
+    /// How long a key is remembered after its first request.
+    pub fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
+    /// The longest a request may hold a key while its handler runs.
+    pub fn max_lease(&self) -> Duration {
+        self.max_lease
+    }
+
+    /// The lease for a request starting at `now_ms` whose invocation must end by
+    /// `deadline_ms` (epoch ms; `0` means unknown): `min(deadline, now + max_lease)`.
+    ///
+    /// A deadline that is unset or already past is treated as unknown and gives the
+    /// maximum lease, never a lease that lapses before the handler starts.
+    ///
+    /// ```
+    /// use lambda_idempotency::config::IdempotencyConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = IdempotencyConfig::default();
+    /// let now = 1_700_000_000_000;
+    /// assert_eq!(config.lease_for(now, now + 3_000), Duration::from_secs(3));
+    /// assert_eq!(config.lease_for(now, 0), config.max_lease());
+    /// ```
+    pub fn lease_for(&self, now_ms: i64, deadline_ms: i64) -> Duration {
+        let max = millis(self.max_lease);
+        let remaining = deadline_ms.saturating_sub(now_ms);
+        if deadline_ms <= 0 || remaining <= 0 || remaining > max {
+            self.max_lease
+        } else {
+            Duration::from_millis(remaining.unsigned_abs())
+        }
+    }
+}
+
+impl IdempotencyConfigBuilder {
+    /// How long a key is remembered ([`MIN_EXPIRY`]..=[`MAX_EXPIRY`]).
+    pub fn expiry(mut self, expiry: Duration) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// The longest a request may hold a key when the invocation deadline is unknown
+    /// ([`MIN_LEASE`]..=[`MAX_LEASE`], and at most the expiry).
+    pub fn max_lease(mut self, max_lease: Duration) -> Self {
+        self.max_lease = max_lease;
+        self
+    }
+
+    /// Overrides settings from the process environment (see the module docs).
+    pub fn with_env(self) -> Result<Self, ConfigError> {
+        self.with_env_from(|name| std::env::var(name).ok())
+    }
+
+    /// Overrides settings from `lookup`, which answers like `std::env::var`.
+    pub fn with_env_from(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        if let Some(value) = lookup(ENV_EXPIRY) {
+            self.expiry = parse_env_duration(ENV_EXPIRY, &value)?;
+        }
+        if let Some(value) = lookup(ENV_MAX_LEASE) {
+            self.max_lease = parse_env_duration(ENV_MAX_LEASE, &value)?;
+        }
+        Ok(self)
+    }
+
+    /// Checks every bound.
+    pub fn build(self) -> Result<IdempotencyConfig, ConfigError> {
+        if !(MIN_EXPIRY..=MAX_EXPIRY).contains(&self.expiry) {
+            return Err(ConfigError::ExpiryOutOfRange {
+                value: self.expiry,
+                min: MIN_EXPIRY,
+                max: MAX_EXPIRY,
+            });
+        }
+        let lease_max = MAX_LEASE.min(self.expiry);
+        if !(MIN_LEASE..=lease_max).contains(&self.max_lease) {
+            return Err(ConfigError::LeaseOutOfRange {
+                value: self.max_lease,
+                min: MIN_LEASE,
+                max: lease_max,
+            });
+        }
+        Ok(IdempotencyConfig {
+            expiry: self.expiry,
+            max_lease: self.max_lease,
+        })
+    }
+}
+
+/// Parses `90m`, `3600s`, `24h`, `1d` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    if digits.is_empty() {
+        return Err("expected a whole number followed by s, m, h or d".to_owned());
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{digits:?} is not a whole number in range"))?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    n.checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "duration overflows".to_owned())
+}
+
+fn parse_env_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value).map_err(|reason| ConfigError::InvalidEnv {
+        name,
+        value: value.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60;
+    const HOUR: u64 = 3600;
+
+    #[test]
+    fn defaults() {
+        let c = IdempotencyConfig::builder().build().unwrap();
+        assert_eq!(c, IdempotencyConfig::default());
+        assert_eq!(c.expiry(), Duration::from_secs(24 * HOUR));
+        assert_eq!(c.max_lease(), Duration::from_secs(15 * MIN));
+    }
+
+    #[test]
+    fn expiry_bounds_are_inclusive_and_typed() {
+        for ok in [5 * MIN, 24 * HOUR, 72 * HOUR] {
+            let c = IdempotencyConfig::builder()
+                .expiry(Duration::from_secs(ok))
+                .max_lease(Duration::from_secs(60))
+                .build();
+            assert!(c.is_ok(), "{ok}");
+        }
+        for bad in [0, 5 * MIN - 1, 72 * HOUR + 1, 365 * 24 * HOUR] {
+            let err = IdempotencyConfig::builder()
+                .expiry(Duration::from_secs(bad))
+                .max_lease(Duration::from_secs(60))
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::ExpiryOutOfRange {
+                    value: Duration::from_secs(bad),
+                    min: MIN_EXPIRY,
+                    max: MAX_EXPIRY
+                }
+            );
+        }
+        // Sub-second precision is not rounded into range either.
+        assert!(
+            IdempotencyConfig::builder()
+                .expiry(MIN_EXPIRY - Duration::from_millis(1))
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn lease_bounds_include_the_expiry() {
+        let err = IdempotencyConfig::builder()
+            .max_lease(Duration::from_millis(999))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::LeaseOutOfRange { .. }));
+        let err = IdempotencyConfig::builder()
+            .max_lease(Duration::from_secs(HOUR + 1))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::LeaseOutOfRange { .. }));
+        let err = IdempotencyConfig::builder()
+            .expiry(Duration::from_secs(5 * MIN))
+            .max_lease(Duration::from_secs(6 * MIN))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::LeaseOutOfRange {
+                value: Duration::from_secs(6 * MIN),
+                min: MIN_LEASE,
+                max: Duration::from_secs(5 * MIN)
+            }
+        );
+    }
+
+    #[test]
+    fn lease_follows_the_deadline() {
+        let c = IdempotencyConfig::builder()
+            .max_lease(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let now = 1_700_000_000_000;
+        assert_eq!(c.lease_for(now, now + 2_500), Duration::from_millis(2_500));
+        assert_eq!(c.lease_for(now, now + 60_000), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, now + 600_000), Duration::from_secs(60));
+        // Unknown or past deadlines give the maximum, never a lapsed lease.
+        assert_eq!(c.lease_for(now, 0), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, now), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, now - 1), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, -5), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn reads_the_environment() {
+        let env = |name: &str| match name {
+            ENV_EXPIRY => Some("2h".to_owned()),
+            ENV_MAX_LEASE => Some("90".to_owned()),
+            _ => None,
+        };
+        let c = IdempotencyConfig::builder()
+            .with_env_from(env)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.expiry(), Duration::from_secs(2 * HOUR));
+        assert_eq!(c.max_lease(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let err = IdempotencyConfig::builder()
+            .with_env_from(|name| (name == ENV_EXPIRY).then(|| "ten minutes".to_owned()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::InvalidEnv {
+                name: ENV_EXPIRY,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("IDEMPOTENCY_EXPIRY"));
+        // A parsable but out-of-range value is still a range error, not a clamp.
+        let err = IdempotencyConfig::builder()
+            .with_env_from(|name| (name == ENV_EXPIRY).then(|| "4d".to_owned()))
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::ExpiryOutOfRange { .. }));
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("300s").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration(" 24h ").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
+        for bad in [
+            "",
+            "h",
+            "-5m",
+            "1.5h",
+            "10w",
+            "99999999999999999999",
+            "1h30m",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration(&format!("{}d", u64::MAX / 2)).is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! The layer: configuration shared by every request.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::{HeaderName, Method, StatusCode, header};
+use tower::Layer;
+
+use super::actor::{DefaultActor, ExtractActor};
+use super::service::Idempotency;
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
+use crate::store::Store;
+
+/// Which requests the layer makes idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protect {
+    /// `POST` and `PATCH`, the methods HTTP does not define as idempotent (default).
+    UnsafeMethods,
+    /// Every request.
+    All,
+    /// Only these routes (as [`route_of`](super::route_of) spells them, e.g.
+    /// `POST /orders/{orderId}/refunds`).
+    Routes(HashSet<String>),
+}
+
+/// What to do with a protected request that has no `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingKey {
+    /// Answer `400` problem+json (default).
+    #[default]
+    Reject,
+    /// Run the handler without idempotency.
+    PassThrough,
+}
+
+/// Which status codes the layer answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// `409` for a key reused with a different request (default).
+    #[default]
+    Default,
+    /// draft-ietf-httpapi-idempotency-key-header: `422` for a reused key.
+    IetfDraft,
+}
+
+/// Decides whether a handler's response is final (stored and replayed) or
+/// retryable (the record is marked `ERRORED` so a retry runs the handler again).
+///
+/// Implemented for closures `Fn(StatusCode) -> bool`.
+pub trait ResponsePolicy: Send + Sync + 'static {
+    /// `true` to store and replay a response with this status.
+    fn is_final(&self, status: StatusCode) -> bool;
+}
+
+impl<F> ResponsePolicy for F
+where
+    F: Fn(StatusCode) -> bool + Send + Sync + 'static,
+{
+    fn is_final(&self, status: StatusCode) -> bool {
+        self(status)
+    }
+}
+
+/// The default policy: 2xx, 3xx and deterministic 4xx are final; 5xx and the
+/// transient 4xx (`408`, `425`, `429`) may be retried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultResponsePolicy;
+
+impl ResponsePolicy for DefaultResponsePolicy {
+    fn is_final(&self, status: StatusCode) -> bool {
+        match status.as_u16() {
+            408 | 425 | 429 => false,
+            s => (200..500).contains(&s),
+        }
+    }
+}
+
+/// Headers replayed by default. `Set-Cookie` is never stored, whatever is configured.
+pub const DEFAULT_REPLAY_HEADERS: &[&str] = &[
+    "content-type",
+    "content-language",
+    "content-encoding",
+    "content-disposition",
+    "content-location",
+    "location",
+    "etag",
+    "last-modified",
+    "link",
+    "cache-control",
+    "vary",
+];
+
+/// Makes a `lambda_http` handler idempotent. See the [module docs](super).
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    pub(crate) settings: Arc<Settings>,
+}
+
+pub(crate) struct Settings {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: IdempotencyConfig,
+    pub(crate) route_expiry: HashMap<String, Duration>,
+    pub(crate) clock: SharedClock,
+    pub(crate) protect: Protect,
+    pub(crate) missing_key: MissingKey,
+    pub(crate) profile: Profile,
+    pub(crate) replay_headers: HashSet<HeaderName>,
+    pub(crate) actor: Arc<dyn ExtractActor>,
+    pub(crate) policy: Arc<dyn ResponsePolicy>,
+    pub(crate) store_retry_after: u64,
+}
+
+impl Settings {
+    pub(crate) fn protects(&self, method: &Method, route: &str) -> bool {
+        match &self.protect {
+            Protect::UnsafeMethods => method == Method::POST || method == Method::PATCH,
+            Protect::All => true,
+            Protect::Routes(routes) => routes.contains(route),
+        }
+    }
+
+    pub(crate) fn expiry_for(&self, route: &str) -> Duration {
+        self.route_expiry
+            .get(route)
+            .copied()
+            .unwrap_or(self.config.expiry())
+    }
+
+    pub(crate) fn replays_header(&self, name: &HeaderName) -> bool {
+        name != header::SET_COOKIE && self.replay_headers.contains(name)
+    }
+}
+
+impl fmt::Debug for IdempotencyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("IdempotencyLayer")
+            .field("store", &s.store)
+            .field("config", &s.config)
+            .field("route_expiry", &s.route_expiry)
+            .field("protect", &s.protect)
+            .field("missing_key", &s.missing_key)
+            .field("profile", &s.profile)
+            .field("replay_headers", &s.replay_headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdempotencyLayer {
+    /// A builder over `store`, with every other setting at its default.
+    pub fn builder(store: impl Store) -> IdempotencyLayerBuilder {
+        IdempotencyLayerBuilder {
+            store: Arc::new(store),
+            config: IdempotencyConfig::default(),
+            route_expiry: HashMap::new(),
+            clock: Arc::new(SystemClock),
+            protect: Protect::UnsafeMethods,
+            missing_key: MissingKey::Reject,
+            profile: Profile::Default,
+            replay_headers: DEFAULT_REPLAY_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
+            actor: Arc::new(DefaultActor),
+            policy: Arc::new(DefaultResponsePolicy),
+        }
+    }
+
+    /// The store records are kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.settings.store
+    }
+}
+
+impl<S> Layer<S> for IdempotencyLayer {
+    type Service = Idempotency<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Idempotency::new(inner, self.clone())
+    }
+}
+
+/// Builds an [`IdempotencyLayer`]; bounds are checked in [`build`](Self::build).
+#[must_use]
+pub struct IdempotencyLayerBuilder {
+    store: Arc<dyn Store>,
+    config: IdempotencyConfig,
+    route_expiry: HashMap<String, Duration>,
+    clock: SharedClock,
+    protect: Protect,
+    missing_key: MissingKey,
+    profile: Profile,
+    replay_headers: HashSet<HeaderName>,
+    actor: Arc<dyn ExtractActor>,
+    policy: Arc<dyn ResponsePolicy>,
+}
+
+impl IdempotencyLayerBuilder {
+    /// Expiry and lease settings (default [`IdempotencyConfig::default`]).
+    pub fn config(mut self, config: IdempotencyConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// A different expiry for one route (as [`route_of`](super::route_of) spells it).
+    pub fn route_expiry(mut self, route: impl Into<String>, expiry: Duration) -> Self {
+        self.route_expiry.insert(route.into(), expiry);
+        self
+    }
+
+    /// The clock (default: the system clock). Share it with the store in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Which requests are protected (default [`Protect::UnsafeMethods`]).
+    pub fn protect(mut self, protect: Protect) -> Self {
+        self.protect = protect;
+        self
+    }
+
+    /// What a protected request without a key gets (default [`MissingKey::Reject`]).
+    pub fn missing_key(mut self, missing_key: MissingKey) -> Self {
+        self.missing_key = missing_key;
+        self
+    }
+
+    /// Status-code profile (default [`Profile::Default`]).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Replaces the header allow-list for replays. `Set-Cookie` is never replayed.
+    pub fn replay_headers<I, H>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<HeaderName>,
+    {
+        self.replay_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A custom actor extractor (default [`DefaultActor`]).
+    pub fn actor(mut self, actor: impl ExtractActor) -> Self {
+        self.actor = Arc::new(actor);
+        self
+    }
+
+    /// A custom response policy (default [`DefaultResponsePolicy`]).
+    pub fn response_policy(mut self, policy: impl ResponsePolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Checks the bounds and builds the layer.
+    pub fn build(self) -> Result<IdempotencyLayer, ConfigError> {
+        for expiry in self.route_expiry.values() {
+            if !(MIN_EXPIRY..=MAX_EXPIRY).contains(expiry) {
+                return Err(ConfigError::ExpiryOutOfRange {
+                    value: *expiry,
+                    min: MIN_EXPIRY,
+                    max: MAX_EXPIRY,
+                });
+            }
+            IdempotencyConfig::builder()
+                .expiry(*expiry)
+                .max_lease(self.config.max_lease())
+                .build()?;
+        }
+        Ok(IdempotencyLayer {
+            settings: Arc::new(Settings {
+                store: self.store,
+                config: self.config,
+                route_expiry: self.route_expiry,
+                clock: self.clock,
+                protect: self.protect,
+                missing_key: self.missing_key,
+                profile: self.profile,
+                replay_headers: self.replay_headers,
+                actor: self.actor,
+                policy: self.policy,
+                store_retry_after: 1,
+            }),
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! `application/problem+json` responses (RFC 9457) for the layer's own answers.
+
+use lambda_http::Body;
+use lambda_http::http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+/// The media type of every error the layer answers with.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One kind of problem the layer can report; its `type` URI is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// No `Idempotency-Key` header on a protected route.
+    MissingKey,
+    /// The header is present but its value is refused.
+    MalformedKey,
+    /// The key was used for a different request.
+    KeyMismatch,
+    /// The same request is still being processed.
+    InFlight,
+    /// The store could not be reached; the handler did not run.
+    StoreUnavailable,
+    /// The stored response for this key cannot be read.
+    StoredResponseUnreadable,
+}
+
+impl ProblemKind {
+    /// The problem's `type` URI.
+    pub fn type_uri(self) -> &'static str {
+        match self {
+            Self::MissingKey => "urn:lambda-idempotency:problem:missing-key",
+            Self::MalformedKey => "urn:lambda-idempotency:problem:malformed-key",
+            Self::KeyMismatch => "urn:lambda-idempotency:problem:key-reused",
+            Self::InFlight => "urn:lambda-idempotency:problem:request-in-progress",
+            Self::StoreUnavailable => "urn:lambda-idempotency:problem:store-unavailable",
+            Self::StoredResponseUnreadable => {
+                "urn:lambda-idempotency:problem:stored-response-unreadable"
+            }
+        }
+    }
+
+    /// The problem's `title`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::MissingKey => "Idempotency-Key header is required",
+            Self::MalformedKey => "Idempotency-Key header is malformed",
+            Self::KeyMismatch => "Idempotency-Key was already used for a different request",
+            Self::InFlight => "A request with this Idempotency-Key is still being processed",
+            Self::StoreUnavailable => "Idempotency store is unavailable",
+            Self::StoredResponseUnreadable => {
+                "The stored response for this Idempotency-Key cannot be read"
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_uri: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+}
+
+/// Builds a problem response; `retry_after` (seconds) adds a `Retry-After` header.
+pub fn problem_response(
+    kind: ProblemKind,
+    status: StatusCode,
+    detail: &str,
+    key: Option<&str>,
+    retry_after: Option<u64>,
+) -> Response<Body> {
+    let body = serde_json::to_string(&Problem {
+        type_uri: kind.type_uri(),
+        title: kind.title(),
+        status: status.as_u16(),
+        detail,
+        idempotency_key: key,
+    })
+    // Serialising plain strings and numbers cannot fail; keep a valid body regardless.
+    .unwrap_or_else(|_| format!("{{\"status\":{}}}", status.as_u16()));
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_rfc_9457_json_with_the_key() {
+        let r = problem_response(
+            ProblemKind::InFlight,
+            StatusCode::CONFLICT,
+            "try later",
+            Some("k-1"),
+            Some(0),
+        );
+        assert_eq!(r.status(), 409);
+        assert_eq!(r.headers()["content-type"], PROBLEM_JSON);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let Body::Text(text) = r.body() else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            v["type"],
+            "urn:lambda-idempotency:problem:request-in-progress"
+        );
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["detail"], "try later");
+        assert_eq!(v["idempotencyKey"], "k-1");
+        assert!(
+            v["title"]
+                .as_str()
+                .unwrap()
+                .contains("still being processed")
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The service: the begin / run / complete algorithm around one request.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::FutureExt;
+use lambda_http::http::{HeaderValue, Response, StatusCode};
+use lambda_http::{Body, IntoResponse, Request};
+use tower::Service;
+
+use super::actor::actor_of;
+use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
+use super::problem::{ProblemKind, problem_response};
+use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
+use super::stored::StoredResponse;
+use crate::clock::Clock;
+use crate::key::IdempotencyKey;
+use crate::scope::Scope;
+use crate::store::{BeginOutcome, BeginRequest, Lease, WriteOutcome};
+
+/// The header added to every replayed response.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// Middleware that makes a `lambda_http` service idempotent; built by
+/// [`IdempotencyLayer`]. See the [module docs](super).
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    inner: S,
+    layer: IdempotencyLayer,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Idempotency<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S> Idempotency<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: IdempotencyLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R> Service<Request> for Idempotency<S>
+where
+    S: Service<Request, Response = R> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    R: IntoResponse + Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = lambda_http::BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let settings = self.layer.settings.clone();
+        Box::pin(async move { handle(&settings, inner, request).await })
+    }
+}
+
+/// What happened to one request, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Executed,
+    Replayed,
+    Conflict,
+    InFlight,
+    Errored,
+    StoreError,
+    LeaseLost,
+    Rejected,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Executed => "executed",
+            Self::Replayed => "replayed",
+            Self::Conflict => "conflict",
+            Self::InFlight => "in_flight",
+            Self::Errored => "errored",
+            Self::StoreError => "store_error",
+            Self::LeaseLost => "lease_lost",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+async fn handle<S, R>(
+    settings: &Settings,
+    mut inner: S,
+    request: Request,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request, Response = R>,
+    R: IntoResponse,
+{
+    let started = Instant::now();
+    let route = route_of(&request);
+    if !settings.protects(request.method(), &route) {
+        return Ok(inner.call(request).await?.into_response().await);
+    }
+
+    let key = match key_header(request.headers()) {
+        KeyHeader::Missing => match settings.missing_key {
+            MissingKey::PassThrough => return Ok(inner.call(request).await?.into_response().await),
+            MissingKey::Reject => {
+                return Ok(reject(
+                    ProblemKind::MissingKey,
+                    "This route requires an Idempotency-Key header (a UUID or a slug of letters, digits, '-' and '_', at most 255 characters).",
+                    None,
+                ));
+            }
+        },
+        KeyHeader::Repeated => {
+            return Ok(reject(
+                ProblemKind::MalformedKey,
+                "Send exactly one Idempotency-Key header.",
+                None,
+            ));
+        }
+        KeyHeader::One(bytes) => match IdempotencyKey::parse_bytes(bytes) {
+            Ok(key) => key,
+            Err(e) => return Ok(reject(ProblemKind::MalformedKey, &e.to_string(), None)),
+        },
+    };
+
+    let actor = actor_of(&*settings.actor, &request);
+    let scope = Scope::new(route.clone(), actor, key);
+    let now_ms = settings.clock.now_millis();
+    let begin = BeginRequest {
+        scope,
+        fingerprint: fingerprint_of(&request),
+        lease: settings.config.lease_for(now_ms, deadline_of(&request)),
+        expiry: settings.expiry_for(&route),
+    };
+    let key = begin.scope.key().as_str().to_owned();
+    let log = |outcome: Outcome, status: StatusCode| {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => tracing::warn!(
+                idempotency_key = %key, route = %route, outcome = outcome.as_str(),
+                status = status.as_u16(), duration_ms, "idempotent request"
+            ),
+            _ => tracing::info!(
+                idempotency_key = %key, route = %route, outcome = outcome.as_str(),
+                status = status.as_u16(), duration_ms, "idempotent request"
+            ),
+        }
+    };
+
+    let lookup = settings.store.begin(&begin).await;
+    let (lease, _replaced) = match lookup {
+        Err(e) => {
+            tracing::error!(error = %e, "idempotency store unavailable before the handler");
+            let response = problem_response(
+                ProblemKind::StoreUnavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The request was not processed because its idempotency record could not be checked; retry with the same Idempotency-Key.",
+                Some(&key),
+                Some(settings.store_retry_after),
+            );
+            log(Outcome::StoreError, response.status());
+            return Ok(response);
+        }
+        Ok(BeginOutcome::Replay(record)) => {
+            let response = match record.response.as_deref().map(StoredResponse::decode) {
+                Some(Ok(stored)) => {
+                    let mut response = stored.to_response();
+                    response
+                        .headers_mut()
+                        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+                    response
+                }
+                other => {
+                    tracing::error!(partition_key = %record.partition_key, error = ?other.map(|r| r.err()), "stored response unreadable");
+                    problem_response(
+                        ProblemKind::StoredResponseUnreadable,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "The request was processed, but its stored response cannot be read back. It was not processed again.",
+                        Some(&key),
+                        None,
+                    )
+                }
+            };
+            log(Outcome::Replayed, response.status());
+            return Ok(response);
+        }
+        Ok(BeginOutcome::Mismatch(_)) => {
+            let status = match settings.profile {
+                Profile::Default => StatusCode::CONFLICT,
+                Profile::IetfDraft => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let response = problem_response(
+                ProblemKind::KeyMismatch,
+                status,
+                "This Idempotency-Key was already used with a different request (method, path, query or body differ). Use a new key for a new request.",
+                Some(&key),
+                None,
+            );
+            log(Outcome::Conflict, status);
+            return Ok(response);
+        }
+        Ok(BeginOutcome::InFlight(record)) => {
+            let remaining_ms = record
+                .lease_expires_at_ms
+                .saturating_sub(settings.clock.now_millis());
+            let retry_after = u64::try_from(remaining_ms.saturating_add(999) / 1000)
+                .unwrap_or(1)
+                .max(1);
+            let response = problem_response(
+                ProblemKind::InFlight,
+                StatusCode::CONFLICT,
+                "A request with this Idempotency-Key is still being processed. Retry after the time given in Retry-After.",
+                Some(&key),
+                Some(retry_after),
+            );
+            log(Outcome::InFlight, response.status());
+            return Ok(response);
+        }
+        Ok(BeginOutcome::Started { lease, replaced }) => (lease, replaced),
+    };
+
+    let result = AssertUnwindSafe(async { inner.call(request).await })
+        .catch_unwind()
+        .await;
+    match result {
+        Ok(Ok(r)) => {
+            let response = r.into_response().await;
+            let status = response.status();
+            if settings.policy.is_final(status) {
+                let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
+                let outcome = complete(settings, &lease, &stored.encode()).await;
+                log(outcome, status);
+            } else {
+                fail(settings, &lease).await;
+                log(Outcome::Errored, status);
+            }
+            Ok(response)
+        }
+        Ok(Err(e)) => {
+            fail(settings, &lease).await;
+            log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
+            Err(e)
+        }
+        Err(panic) => {
+            fail(settings, &lease).await;
+            log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+fn reject(kind: ProblemKind, detail: &str, key: Option<&str>) -> Response<Body> {
+    tracing::info!(
+        outcome = Outcome::Rejected.as_str(),
+        problem = kind.type_uri(),
+        "idempotency key refused"
+    );
+    problem_response(kind, StatusCode::BAD_REQUEST, detail, key, None)
+}
+
+async fn complete(settings: &Settings, lease: &Lease, response: &[u8]) -> Outcome {
+    match settings.store.complete(lease, response).await {
+        Ok(WriteOutcome::Written) => Outcome::Executed,
+        Ok(WriteOutcome::LeaseLost { current }) => {
+            tracing::warn!(
+                partition_key = %lease.partition_key,
+                current_status = ?current.as_ref().map(|r| r.status),
+                "lease lost before completion: the response was not stored"
+            );
+            Outcome::LeaseLost
+        }
+        Err(e) => {
+            // The record stays PENDING until its lease lapses; a retry before then is
+            // answered "in flight", after it the request may run again.
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
+            Outcome::StoreError
+        }
+    }
+}
+
+async fn fail(settings: &Settings, lease: &Lease) {
+    match settings.store.fail(lease).await {
+        Ok(WriteOutcome::Written) => {}
+        Ok(WriteOutcome::LeaseLost { .. }) => {
+            tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
+        }
+        Err(e) => {
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not mark the record errored; it is retried once its lease lapses");
+        }
+    }
+}

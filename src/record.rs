@@ -1,0 +1,245 @@
+//! The stored record, and the rules every store applies to it.
+//!
+//! The rules live here, not in the stores, so the in-memory store and DynamoDB's
+//! condition expressions cannot drift apart: the DynamoDB store's expressions are
+//! the same predicates written in DynamoDB's language, and the shared behaviour
+//! suite runs both.
+
+use std::fmt;
+
+use crate::fingerprint::Fingerprint;
+
+/// Where a record is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// A request holds the key and its handler is (or was) running.
+    Pending,
+    /// The handler finished and its response is stored for replay.
+    Completed,
+    /// The handler failed; the same request may run again.
+    Errored,
+}
+
+impl Status {
+    /// The stored spelling: `PENDING`, `COMPLETED`, `ERRORED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Completed => "COMPLETED",
+            Self::Errored => "ERRORED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "PENDING" => Some(Self::Pending),
+            "COMPLETED" => Some(Self::Completed),
+            "ERRORED" => Some(Self::Errored),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A random token naming one holder of a key. Completion is fenced on it: a holder
+/// whose lease was taken over can no longer write.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// A fresh random token (UUID v4).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// A token read back from storage.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseToken({})", self.0)
+    }
+}
+
+/// One idempotency record: one per (route, actor, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The partition key, from [`Scope::partition_key`](crate::scope::Scope::partition_key).
+    pub partition_key: String,
+    /// Where the record is in its life.
+    pub status: Status,
+    /// The fingerprint of the request that created it.
+    pub fingerprint: Fingerprint,
+    /// The token of the request that holds (or last held) the key.
+    pub lease_token: LeaseToken,
+    /// When the holder's lease lapses, epoch milliseconds.
+    pub lease_expires_at_ms: i64,
+    /// When the record expires, epoch seconds (the table's TTL attribute).
+    pub expires_at: i64,
+    /// The stored response, once completed.
+    pub response: Option<Vec<u8>>,
+    /// When the record was (re)created, epoch milliseconds.
+    pub created_at_ms: i64,
+    /// When the record last changed, epoch milliseconds.
+    pub updated_at_ms: i64,
+    /// The raw route, for operators.
+    pub route: String,
+    /// The raw actor, for operators.
+    pub actor: String,
+    /// The raw key, for operators.
+    pub key: String,
+}
+
+impl Record {
+    /// Whether the record has expired and must behave as absent. DynamoDB's TTL
+    /// deletes expired items late (up to days), so every read checks this.
+    pub fn is_expired(&self, now_secs: i64) -> bool {
+        self.expires_at < now_secs
+    }
+
+    /// Whether the holder's lease has lapsed.
+    pub fn lease_lapsed(&self, now_ms: i64) -> bool {
+        self.lease_expires_at_ms < now_ms
+    }
+
+    /// Whether a new request with `fingerprint` may begin over this record:
+    /// it has expired, or it is `PENDING` with a lapsed lease, or `ERRORED`, and in
+    /// the last two cases only for the same request. Within its expiry a key stays
+    /// bound to the first request's fingerprint, even if that request was abandoned.
+    pub fn may_begin_over(&self, fingerprint: &Fingerprint, now_ms: i64, now_secs: i64) -> bool {
+        if self.is_expired(now_secs) {
+            return true;
+        }
+        let same = self.fingerprint == *fingerprint;
+        match self.status {
+            Status::Pending => same && self.lease_lapsed(now_ms),
+            Status::Errored => same,
+            Status::Completed => false,
+        }
+    }
+
+    /// Why a live record blocks a new request: the decision of DESIGN step 3.
+    /// `None` when [`Record::may_begin_over`] would have let it begin.
+    pub fn conflict_with(
+        &self,
+        fingerprint: &Fingerprint,
+        now_ms: i64,
+        now_secs: i64,
+    ) -> Option<Conflict> {
+        if self.may_begin_over(fingerprint, now_ms, now_secs) {
+            return None;
+        }
+        if self.fingerprint != *fingerprint {
+            return Some(Conflict::Mismatch);
+        }
+        match self.status {
+            Status::Completed => Some(Conflict::Replay),
+            Status::Pending => Some(Conflict::InFlight),
+            Status::Errored => None,
+        }
+    }
+}
+
+/// Why a live record blocks a new request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Same request, completed: replay the stored response.
+    Replay,
+    /// Same request, still running under a live lease.
+    InFlight,
+    /// A different request used this key.
+    Mismatch,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: Status, fp: &str) -> Record {
+        Record {
+            partition_key: "pk".into(),
+            status,
+            fingerprint: Fingerprint::from_stored(fp.into()),
+            lease_token: LeaseToken::generate(),
+            lease_expires_at_ms: 10_000,
+            expires_at: 100,
+            response: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            route: "r".into(),
+            actor: "a".into(),
+            key: "k".into(),
+        }
+    }
+
+    #[test]
+    fn status_round_trips() {
+        for s in [Status::Pending, Status::Completed, Status::Errored] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("pending"), None);
+    }
+
+    #[test]
+    fn decisions() {
+        let a = Fingerprint::from_stored("v1:a".into());
+        let b = Fingerprint::from_stored("v1:b".into());
+        let live = (5_000, 50);
+        let lapsed = (10_001, 50);
+        let expired = (5_000, 101);
+
+        let completed = record(Status::Completed, "v1:a");
+        assert_eq!(
+            completed.conflict_with(&a, live.0, live.1),
+            Some(Conflict::Replay)
+        );
+        assert_eq!(
+            completed.conflict_with(&b, live.0, live.1),
+            Some(Conflict::Mismatch)
+        );
+        assert_eq!(completed.conflict_with(&b, expired.0, expired.1), None);
+        // Expiry is exclusive: at exactly expires_at the record still counts.
+        assert_eq!(completed.conflict_with(&a, 0, 100), Some(Conflict::Replay));
+
+        let pending = record(Status::Pending, "v1:a");
+        assert_eq!(
+            pending.conflict_with(&a, live.0, live.1),
+            Some(Conflict::InFlight)
+        );
+        assert_eq!(
+            pending.conflict_with(&b, live.0, live.1),
+            Some(Conflict::Mismatch)
+        );
+        assert_eq!(pending.conflict_with(&a, lapsed.0, lapsed.1), None);
+        assert_eq!(
+            pending.conflict_with(&b, lapsed.0, lapsed.1),
+            Some(Conflict::Mismatch)
+        );
+        assert_eq!(
+            pending.conflict_with(&a, 10_000, 50),
+            Some(Conflict::InFlight)
+        );
+
+        let errored = record(Status::Errored, "v1:a");
+        assert_eq!(errored.conflict_with(&a, live.0, live.1), None);
+        assert_eq!(
+            errored.conflict_with(&b, live.0, live.1),
+            Some(Conflict::Mismatch)
+        );
+        assert_eq!(errored.conflict_with(&b, expired.0, expired.1), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! The record's DynamoDB item format, with configurable attribute names.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::error::Error;
+use crate::fingerprint::Fingerprint;
+use crate::record::{LeaseToken, Record, Status};
+
+/// The item's format version, stored with every record so a later format can read
+/// older items.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The attribute names of an idempotency item. Change them to fit an existing table.
+///
+/// ```
+/// use lambda_idempotency::store::dynamodb::AttributeNames;
+///
+/// let names = AttributeNames { partition_key: "id".into(), ..AttributeNames::default() };
+/// assert_eq!(names.expires_at, "expires_at");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeNames {
+    /// Partition key (S).
+    pub partition_key: String,
+    /// `PENDING` / `COMPLETED` / `ERRORED` (S).
+    pub status: String,
+    /// Request fingerprint (S).
+    pub fingerprint: String,
+    /// Lease token (S).
+    pub lease_token: String,
+    /// Lease expiry, epoch ms (N).
+    pub lease_expires_at: String,
+    /// Record expiry, epoch seconds (N): the table's TTL attribute.
+    pub expires_at: String,
+    /// Stored response (B).
+    pub response: String,
+    /// Created, epoch ms (N).
+    pub created_at: String,
+    /// Last updated, epoch ms (N).
+    pub updated_at: String,
+    /// Raw route (S).
+    pub route: String,
+    /// Raw actor (S).
+    pub actor: String,
+    /// Raw idempotency key (S).
+    pub key: String,
+    /// Item format version (N).
+    pub format: String,
+}
+
+impl Default for AttributeNames {
+    fn default() -> Self {
+        Self {
+            partition_key: "pk".into(),
+            status: "status".into(),
+            fingerprint: "fingerprint".into(),
+            lease_token: "lease_token".into(),
+            lease_expires_at: "lease_expires_at_ms".into(),
+            expires_at: "expires_at".into(),
+            response: "response".into(),
+            created_at: "created_at_ms".into(),
+            updated_at: "updated_at_ms".into(),
+            route: "route".into(),
+            actor: "actor".into(),
+            key: "idempotency_key".into(),
+            format: "format".into(),
+        }
+    }
+}
+
+/// Encodes a record as an item.
+pub(crate) fn encode(names: &AttributeNames, r: &Record) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::with_capacity(13);
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    item.insert(names.partition_key.clone(), s(&r.partition_key));
+    item.insert(names.status.clone(), s(r.status.as_str()));
+    item.insert(names.fingerprint.clone(), s(r.fingerprint.as_str()));
+    item.insert(names.lease_token.clone(), s(r.lease_token.as_str()));
+    item.insert(names.lease_expires_at.clone(), n(r.lease_expires_at_ms));
+    item.insert(names.expires_at.clone(), n(r.expires_at));
+    if let Some(response) = &r.response {
+        item.insert(
+            names.response.clone(),
+            AttributeValue::B(Blob::new(response.clone())),
+        );
+    }
+    item.insert(names.created_at.clone(), n(r.created_at_ms));
+    item.insert(names.updated_at.clone(), n(r.updated_at_ms));
+    item.insert(names.route.clone(), s(&r.route));
+    item.insert(names.actor.clone(), s(&r.actor));
+    item.insert(names.key.clone(), s(&r.key));
+    item.insert(names.format.clone(), n(i64::from(FORMAT_VERSION)));
+    item
+}
+
+/// Decodes an item; a missing or mistyped attribute is [`Error::CorruptRecord`].
+pub(crate) fn decode(
+    names: &AttributeNames,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Record, Error> {
+    let pk = string(item, &names.partition_key).unwrap_or_else(|_| "<missing>".to_owned());
+    let corrupt = |reason: String| Error::CorruptRecord {
+        partition_key: pk.clone(),
+        reason,
+    };
+    if let Some(format) = item.get(&names.format) {
+        let version = number(item, &names.format).map_err(&corrupt)?;
+        if version != i64::from(FORMAT_VERSION) {
+            return Err(corrupt(format!(
+                "unsupported format {format:?} (this version reads {FORMAT_VERSION})"
+            )));
+        }
+    }
+    let status_text = string(item, &names.status).map_err(&corrupt)?;
+    let status = Status::parse(&status_text)
+        .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
+    let response = match item.get(&names.response) {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::B(blob)) => Some(blob.as_ref().to_vec()),
+        Some(_) => return Err(corrupt(format!("{} is not binary", names.response))),
+    };
+    Ok(Record {
+        partition_key: string(item, &names.partition_key).map_err(&corrupt)?,
+        status,
+        fingerprint: Fingerprint::from_stored(string(item, &names.fingerprint).map_err(&corrupt)?),
+        lease_token: LeaseToken::from_stored(string(item, &names.lease_token).map_err(&corrupt)?),
+        lease_expires_at_ms: number(item, &names.lease_expires_at).map_err(&corrupt)?,
+        expires_at: number(item, &names.expires_at).map_err(&corrupt)?,
+        response,
+        created_at_ms: number(item, &names.created_at).map_err(&corrupt)?,
+        updated_at_ms: number(item, &names.updated_at).map_err(&corrupt)?,
+        route: string(item, &names.route).map_err(&corrupt)?,
+        actor: string(item, &names.actor).map_err(&corrupt)?,
+        key: string(item, &names.key).map_err(&corrupt)?,
+    })
+}
+
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("{name} is not a string")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, String> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| format!("{name} is not a whole number: {n:?}")),
+        Some(_) => Err(format!("{name} is not a number")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(response: Option<Vec<u8>>) -> Record {
+        Record {
+            partition_key: "k1|4:POST|5:alice|k".into(),
+            status: Status::Completed,
+            fingerprint: Fingerprint::from_stored("v1:abc".into()),
+            lease_token: LeaseToken::generate(),
+            lease_expires_at_ms: 1_700_000_030_000,
+            expires_at: 1_700_086_400,
+            response,
+            created_at_ms: 1_700_000_000_000,
+            updated_at_ms: 1_700_000_001_234,
+            route: "POST /orders".into(),
+            actor: "alice".into(),
+            key: "k".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_default_and_custom_names() {
+        let custom = AttributeNames {
+            partition_key: "id".into(),
+            status: "st".into(),
+            expires_at: "ttl".into(),
+            ..AttributeNames::default()
+        };
+        for names in [AttributeNames::default(), custom] {
+            for response in [None, Some(vec![]), Some(vec![0, 159, 146, 150, 255])] {
+                let r = sample(response);
+                let item = encode(&names, &r);
+                assert_eq!(decode(&names, &item).unwrap(), r);
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_items_are_typed_errors() {
+        let names = AttributeNames::default();
+        let good = encode(&names, &sample(None));
+        let cases: Vec<(&str, Option<AttributeValue>)> = vec![
+            ("status", Some(AttributeValue::S("DONE".into()))),
+            ("status", None),
+            ("expires_at", Some(AttributeValue::S("soon".into()))),
+            ("expires_at", Some(AttributeValue::N("1.5".into()))),
+            ("response", Some(AttributeValue::S("text".into()))),
+            ("format", Some(AttributeValue::N("2".into()))),
+            ("fingerprint", None),
+        ];
+        for (name, value) in cases {
+            let mut item = good.clone();
+            match value {
+                Some(v) => item.insert(name.to_owned(), v),
+                None => item.remove(name),
+            };
+            let err = decode(&names, &item).unwrap_err();
+            assert!(
+                matches!(&err, Error::CorruptRecord { partition_key, .. } if partition_key == "k1|4:POST|5:alice|k"),
+                "{name}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The DynamoDB store: one conditional `PutItem` to begin, one fenced `UpdateItem`
+//! to complete or fail.
+//!
+//! Begin writes the `PENDING` record only if no live record blocks it; on a conflict
+//! DynamoDB returns the blocking item (`ReturnValuesOnConditionCheckFailure =
+//! ALL_OLD`), so a replay, a mismatch or an in-flight answer costs exactly one call.
+//! Completion is conditional on the lease token still being ours: a holder whose
+//! lease was taken over gets [`WriteOutcome::LeaseLost`] and overwrites nothing.
+//!
+//! The endpoint, region and credentials come from the SDK's usual configuration, so
+//! `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::memory::{lease_of, new_pending_record};
+use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::ConfigError;
+use crate::error::{Error, Result};
+use crate::record::{Conflict, Record, Status};
+
+mod codec;
+mod errors;
+mod table;
+
+pub use codec::{AttributeNames, FORMAT_VERSION};
+pub use table::create_table;
+
+use codec::{decode, encode};
+use errors::map_sdk_error;
+
+/// Environment variable naming the idempotency table.
+pub const ENV_TABLE: &str = "IDEMPOTENCY_TABLE";
+
+/// How many times begin re-tries when DynamoDB reports a conflict whose returned
+/// item would not have blocked it (the item changed between the check and the
+/// read-back); in practice never more than once.
+const BEGIN_ATTEMPTS: usize = 3;
+
+/// Idempotency records in a DynamoDB table.
+///
+/// ```no_run
+/// use lambda_idempotency::store::dynamodb::DynamoDbStore;
+///
+/// # async fn example() -> Result<(), lambda_idempotency::Error> {
+/// // From the SDK's configuration and IDEMPOTENCY_TABLE:
+/// let store = DynamoDbStore::from_env().await?;
+///
+/// // Or from a client you already have:
+/// let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), "idempotency");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: Arc<str>,
+    names: Arc<AttributeNames>,
+    clock: SharedClock,
+}
+
+impl DynamoDbStore {
+    /// A store over `table`, with the default attribute names and the system clock.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+            names: Arc::new(AttributeNames::default()),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A store configured from the environment: the SDK's usual settings
+    /// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) and the table named by
+    /// `IDEMPOTENCY_TABLE`.
+    pub async fn from_env() -> Result<Self> {
+        let table = std::env::var(ENV_TABLE)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or(ConfigError::MissingEnv { name: ENV_TABLE })?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(Client::new(&sdk), table))
+    }
+
+    /// Reads time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses other attribute names, to fit an existing table.
+    #[must_use]
+    pub fn with_attribute_names(mut self, names: AttributeNames) -> Self {
+        self.names = Arc::new(names);
+        self
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The attribute names in use.
+    pub fn attribute_names(&self) -> &AttributeNames {
+        &self.names
+    }
+
+    /// Checks that the table exists and is reachable: call it at start-up so a
+    /// misconfiguration is one clear error instead of a failure on every request.
+    pub async fn check_table(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(e, &self.table))
+    }
+
+    fn key(&self, partition_key: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(
+            self.names.partition_key.clone(),
+            AttributeValue::S(partition_key.to_owned()),
+        )])
+    }
+
+    fn decode_optional(
+        &self,
+        item: Option<&HashMap<String, AttributeValue>>,
+    ) -> Option<Box<Record>> {
+        let item = item.filter(|i| !i.is_empty())?;
+        match decode(&self.names, item) {
+            Ok(record) => Some(Box::new(record)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not decode the previous idempotency record");
+                None
+            }
+        }
+    }
+
+    async fn put_pending(&self, request: &BeginRequest) -> Result<Option<BeginOutcome>> {
+        let now_ms = self.clock.now_millis();
+        let now_secs = self.clock.now_secs();
+        let record = new_pending_record(request, now_ms);
+        let n = &self.names;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(encode(n, &record)))
+            // Record::may_begin_over, in DynamoDB's words.
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #exp < :now_s \
+                 OR (#st = :pending AND #lease < :now_ms AND #fp = :fp) \
+                 OR (#st = :errored AND #fp = :fp)",
+            )
+            .expression_attribute_names("#pk", &n.partition_key)
+            .expression_attribute_names("#exp", &n.expires_at)
+            .expression_attribute_names("#st", &n.status)
+            .expression_attribute_names("#lease", &n.lease_expires_at)
+            .expression_attribute_names("#fp", &n.fingerprint)
+            .expression_attribute_values(":now_s", AttributeValue::N(now_secs.to_string()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(
+                ":pending",
+                AttributeValue::S(Status::Pending.as_str().into()),
+            )
+            .expression_attribute_values(
+                ":errored",
+                AttributeValue::S(Status::Errored.as_str().into()),
+            )
+            .expression_attribute_values(
+                ":fp",
+                AttributeValue::S(request.fingerprint.as_str().into()),
+            )
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(BeginOutcome::Started {
+                lease: lease_of(&record),
+                replaced: self.decode_optional(out.attributes()),
+            })),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let PutItemError::ConditionalCheckFailedException(failed) = e.into_err() else {
+                    unreachable!("matched above")
+                };
+                let Some(item) = failed.item() else {
+                    return Ok(None);
+                };
+                let existing = decode(n, item)?;
+                Ok(existing
+                    .conflict_with(&request.fingerprint, now_ms, now_secs)
+                    .map(|conflict| {
+                        let existing = Box::new(existing);
+                        match conflict {
+                            Conflict::Replay => BeginOutcome::Replay(existing),
+                            Conflict::InFlight => BeginOutcome::InFlight(existing),
+                            Conflict::Mismatch => BeginOutcome::Mismatch(existing),
+                        }
+                    }))
+            }
+            Err(e) => Err(map_sdk_error(e, &self.table)),
+        }
+    }
+
+    async fn fenced_update(
+        &self,
+        lease: &Lease,
+        status: Status,
+        response: Option<&[u8]>,
+    ) -> Result<WriteOutcome> {
+        let now_ms = self.clock.now_millis();
+        let n = &self.names;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(self.key(&lease.partition_key)))
+            .condition_expression("#tok = :tok AND #st = :pending")
+            .expression_attribute_names("#tok", &n.lease_token)
+            .expression_attribute_names("#st", &n.status)
+            .expression_attribute_names("#upd", &n.updated_at)
+            .expression_attribute_values(":tok", AttributeValue::S(lease.token.as_str().into()))
+            .expression_attribute_values(
+                ":pending",
+                AttributeValue::S(Status::Pending.as_str().into()),
+            )
+            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = match response {
+            Some(bytes) => update
+                .update_expression("SET #st = :status, #upd = :now_ms, #resp = :resp")
+                .expression_attribute_names("#resp", &n.response)
+                .expression_attribute_values(":resp", AttributeValue::B(Blob::new(bytes))),
+            None => update.update_expression("SET #st = :status, #upd = :now_ms"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let current = match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(failed) => {
+                        self.decode_optional(failed.item())
+                    }
+                    _ => None,
+                };
+                Ok(WriteOutcome::LeaseLost { current })
+            }
+            Err(e) => Err(map_sdk_error(e, &self.table)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoDbStore {
+    async fn begin(&self, request: &BeginRequest) -> Result<BeginOutcome> {
+        for _ in 0..BEGIN_ATTEMPTS {
+            if let Some(outcome) = self.put_pending(request).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Error::StoreRejected {
+            message: format!(
+                "begin on {:?} kept failing its condition without a blocking record",
+                request.scope.partition_key()
+            ),
+            source: None,
+        })
+    }
+
+    async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
+        self.fenced_update(lease, Status::Completed, Some(response))
+            .await
+    }
+
+    async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
+        self.fenced_update(lease, Status::Errored, None).await
+    }
+
+    async fn get(&self, partition_key: &str) -> Result<Option<Record>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .set_key(Some(self.key(partition_key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, &self.table))?;
+        let now_secs = self.clock.now_secs();
+        match out.item() {
+            Some(item) => {
+                let record = decode(&self.names, item)?;
+                Ok((!record.is_expired(now_secs)).then_some(record))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, partition_key: &str) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&*self.table)
+            .set_key(Some(self.key(partition_key)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, &self.table))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+}

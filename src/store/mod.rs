@@ -1,0 +1,127 @@
+//! Where records live: a small trait and its backends.
+//!
+//! A [`Store`] has five operations. The two that matter for correctness are
+//! conditional writes, expressed as data:
+//!
+//! - [`Store::begin`] creates a `PENDING` record with a fresh lease token, only if no
+//!   live record blocks it (see [`Record::may_begin_over`]); otherwise it returns the
+//!   blocking record so the caller can replay, report a conflict or wait, without a
+//!   second read.
+//! - [`Store::complete`] and [`Store::fail`] change the record only while the lease
+//!   token is still the caller's (fencing). A holder whose lease was taken over gets
+//!   [`WriteOutcome::LeaseLost`] and writes nothing.
+//!
+//! Backends: [`MemoryStore`] (tests, the embedded demo) and
+//! [`DynamoDbStore`](dynamodb::DynamoDbStore). Both run the same behaviour suite.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::fingerprint::Fingerprint;
+use crate::record::{LeaseToken, Record};
+use crate::scope::Scope;
+
+pub mod dynamodb;
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// What a request asks for when it begins.
+#[derive(Debug, Clone)]
+pub struct BeginRequest {
+    /// The record's scope.
+    pub scope: Scope,
+    /// The request's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// How long the lease lasts from now (see
+    /// [`IdempotencyConfig::lease_for`](crate::config::IdempotencyConfig::lease_for)).
+    pub lease: Duration,
+    /// How long the record lives from now.
+    pub expiry: Duration,
+}
+
+/// The lease a request holds after a successful begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The record's partition key.
+    pub partition_key: String,
+    /// The token completion is fenced on.
+    pub token: LeaseToken,
+    /// When the lease lapses, epoch milliseconds.
+    pub expires_at_ms: i64,
+    /// When the record expires, epoch seconds.
+    pub record_expires_at: i64,
+}
+
+/// The result of [`Store::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginOutcome {
+    /// The caller holds the key and should run the handler.
+    Started {
+        /// The caller's lease.
+        lease: Lease,
+        /// The record this one replaced (expired, lapsed or errored), if any.
+        replaced: Option<Box<Record>>,
+    },
+    /// The same request completed earlier: replay this record's response.
+    Replay(Box<Record>),
+    /// The same request is running under a live lease.
+    InFlight(Box<Record>),
+    /// A different request used this key.
+    Mismatch(Box<Record>),
+}
+
+/// The result of [`Store::complete`] and [`Store::fail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The record was updated.
+    Written,
+    /// The lease was no longer the caller's; nothing was written.
+    LeaseLost {
+        /// The record as it is now, if it still exists.
+        current: Option<Box<Record>>,
+    },
+}
+
+/// A place to keep idempotency records.
+#[async_trait]
+pub trait Store: Debug + Send + Sync + 'static {
+    /// Creates a `PENDING` record unless a live record blocks it; one write.
+    async fn begin(&self, request: &BeginRequest) -> Result<BeginOutcome>;
+
+    /// Marks the record `COMPLETED` with `response`, fenced on the lease token.
+    async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome>;
+
+    /// Marks the record `ERRORED` so the same request may run again, fenced on the
+    /// lease token.
+    async fn fail(&self, lease: &Lease) -> Result<WriteOutcome>;
+
+    /// Reads a record; an expired record reads as absent.
+    async fn get(&self, partition_key: &str) -> Result<Option<Record>>;
+
+    /// Deletes a record, live or not; returns whether one existed.
+    async fn delete(&self, partition_key: &str) -> Result<bool>;
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Store for Arc<S> {
+    async fn begin(&self, request: &BeginRequest) -> Result<BeginOutcome> {
+        (**self).begin(request).await
+    }
+    async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
+        (**self).complete(lease, response).await
+    }
+    async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
+        (**self).fail(lease).await
+    }
+    async fn get(&self, partition_key: &str) -> Result<Option<Record>> {
+        (**self).get(partition_key).await
+    }
+    async fn delete(&self, partition_key: &str) -> Result<bool> {
+        (**self).delete(partition_key).await
+    }
+}

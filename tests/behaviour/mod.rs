@@ -1,0 +1,399 @@
+//! The store behaviour suite: every backend runs these same functions.
+//!
+//! Each function takes a store and the [`ManualClock`] that store reads, and checks
+//! one rule of the algorithm. `behaviour_suite!` turns them into `#[tokio::test]`s
+//! for a backend.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_idempotency::clock::{Clock, ManualClock};
+use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
+use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::record::Status;
+use lambda_idempotency::scope::Scope;
+use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+
+pub const LEASE: Duration = Duration::from_secs(30);
+pub const EXPIRY: Duration = Duration::from_secs(60 * 60);
+
+pub fn fingerprint(body: &str) -> Fingerprint {
+    Fingerprint::v1(&FingerprintInput {
+        method: "POST",
+        path: "/orders",
+        query: &[],
+        body: body.as_bytes(),
+        body_kind: BodyKind::Json,
+    })
+}
+
+/// A request on a fresh random key, so suites can share a table.
+pub fn request(body: &str) -> BeginRequest {
+    let key = IdempotencyKey::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    BeginRequest {
+        scope: Scope::new("POST /orders", "alice", key),
+        fingerprint: fingerprint(body),
+        lease: LEASE,
+        expiry: EXPIRY,
+    }
+}
+
+/// The same scope and key as `r`, with another body.
+pub fn with_body(r: &BeginRequest, body: &str) -> BeginRequest {
+    BeginRequest {
+        fingerprint: fingerprint(body),
+        ..r.clone()
+    }
+}
+
+pub async fn start(store: &dyn Store, r: &BeginRequest) -> Lease {
+    match store.begin(r).await.unwrap() {
+        BeginOutcome::Started { lease, .. } => lease,
+        other => panic!("expected Started, got {other:?}"),
+    }
+}
+
+pub async fn new_key_begins(store: &dyn Store, clock: &ManualClock) {
+    let r = request(r#"{"sku":"A1","qty":1}"#);
+    let now = clock.now_millis();
+    let BeginOutcome::Started { lease, replaced } = store.begin(&r).await.unwrap() else {
+        panic!("a new key must begin");
+    };
+    assert!(replaced.is_none());
+    assert_eq!(lease.partition_key, r.scope.partition_key());
+    assert_eq!(lease.expires_at_ms, now + 30_000);
+    let record = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Pending);
+    assert_eq!(record.fingerprint, r.fingerprint);
+    assert_eq!(record.lease_token, lease.token);
+    assert_eq!(record.lease_expires_at_ms, now + 30_000);
+    assert_eq!(record.expires_at, (now + 3_600_000) / 1000);
+    assert_eq!(record.created_at_ms, now);
+    assert_eq!(record.response, None);
+    assert_eq!(record.route, "POST /orders");
+    assert_eq!(record.actor, "alice");
+    assert_eq!(record.key, r.scope.key().as_str());
+}
+
+pub async fn completed_replays_exact_response(store: &dyn Store, clock: &ManualClock) {
+    for response in [
+        b"{\"orderId\":\"o-1\",\"total\":12.50}".to_vec(),
+        vec![0, 0xff, 0xfe, b'\n', 0x80],
+        vec![],
+    ] {
+        let r = request(r#"{"sku":"A1"}"#);
+        let lease = start(store, &r).await;
+        clock.advance(Duration::from_millis(250));
+        assert_eq!(
+            store.complete(&lease, &response).await.unwrap(),
+            WriteOutcome::Written
+        );
+        let BeginOutcome::Replay(record) = store.begin(&r).await.unwrap() else {
+            panic!("a completed request must replay");
+        };
+        assert_eq!(record.status, Status::Completed);
+        assert_eq!(record.response.as_deref(), Some(&response[..]));
+        assert_eq!(record.updated_at_ms, record.created_at_ms + 250);
+        // Replaying changes nothing.
+        assert_eq!(
+            store.get(r.scope.partition_key()).await.unwrap(),
+            Some(*record)
+        );
+    }
+}
+
+pub async fn different_fingerprint_is_a_mismatch(store: &dyn Store, _clock: &ManualClock) {
+    let r = request(r#"{"amount":100}"#);
+    let other = with_body(&r, r#"{"amount":1000}"#);
+    let lease = start(store, &r).await;
+    // While pending...
+    let BeginOutcome::Mismatch(record) = store.begin(&other).await.unwrap() else {
+        panic!("a different request on a pending key is a mismatch");
+    };
+    assert_eq!(record.fingerprint, r.fingerprint);
+    // ...and once completed.
+    store.complete(&lease, b"ok").await.unwrap();
+    let BeginOutcome::Mismatch(record) = store.begin(&other).await.unwrap() else {
+        panic!("a different request on a completed key is a mismatch");
+    };
+    assert_eq!(record.status, Status::Completed);
+    let stored = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(stored.fingerprint, r.fingerprint);
+    assert_eq!(stored.response.as_deref(), Some(&b"ok"[..]));
+}
+
+pub async fn pending_with_live_lease_is_in_flight(store: &dyn Store, clock: &ManualClock) {
+    let r = request("{}");
+    let lease = start(store, &r).await;
+    clock.advance(LEASE); // lapses strictly after its expiry instant
+    let BeginOutcome::InFlight(record) = store.begin(&r).await.unwrap() else {
+        panic!("a live lease means in flight");
+    };
+    assert_eq!(record.lease_token, lease.token);
+    assert_eq!(record.lease_expires_at_ms, lease.expires_at_ms);
+}
+
+pub async fn lapsed_lease_is_taken_over(store: &dyn Store, clock: &ManualClock) {
+    let r = request(r#"{"n":1}"#);
+    let first = start(store, &r).await;
+    clock.advance(LEASE + Duration::from_millis(1));
+    // A different request still may not take the key.
+    assert!(matches!(
+        store.begin(&with_body(&r, r#"{"n":2}"#)).await.unwrap(),
+        BeginOutcome::Mismatch(_)
+    ));
+    let BeginOutcome::Started { lease, replaced } = store.begin(&r).await.unwrap() else {
+        panic!("a lapsed lease must be taken over");
+    };
+    assert_ne!(lease.token, first.token);
+    let replaced = replaced.expect("the lapsed record is returned");
+    assert_eq!(replaced.status, Status::Pending);
+    assert_eq!(replaced.lease_token, first.token);
+}
+
+pub async fn expired_record_behaves_as_absent(store: &dyn Store, clock: &ManualClock) {
+    let r = request(r#"{"n":1}"#);
+    let lease = start(store, &r).await;
+    store.complete(&lease, b"first").await.unwrap();
+    clock.advance(EXPIRY);
+    assert!(
+        matches!(store.begin(&r).await.unwrap(), BeginOutcome::Replay(_)),
+        "not yet expired"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(store.get(r.scope.partition_key()).await.unwrap(), None);
+    // Even a different request may now use the key: it is new.
+    let BeginOutcome::Started { replaced, .. } =
+        store.begin(&with_body(&r, r#"{"n":2}"#)).await.unwrap()
+    else {
+        panic!("an expired record must behave as absent");
+    };
+    assert_eq!(
+        replaced
+            .expect("the expired record was still stored")
+            .status,
+        Status::Completed
+    );
+}
+
+pub async fn errored_may_begin_again_with_same_request_only(
+    store: &dyn Store,
+    _clock: &ManualClock,
+) {
+    let r = request(r#"{"n":1}"#);
+    let lease = start(store, &r).await;
+    assert_eq!(store.fail(&lease).await.unwrap(), WriteOutcome::Written);
+    let record = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Errored);
+    assert!(matches!(
+        store.begin(&with_body(&r, r#"{"n":2}"#)).await.unwrap(),
+        BeginOutcome::Mismatch(_)
+    ));
+    let BeginOutcome::Started {
+        lease: second,
+        replaced,
+    } = store.begin(&r).await.unwrap()
+    else {
+        panic!("an errored request may run again");
+    };
+    assert_eq!(replaced.unwrap().status, Status::Errored);
+    assert_ne!(second.token, lease.token);
+}
+
+pub async fn taken_over_holder_loses_its_lease(store: &dyn Store, clock: &ManualClock) {
+    let r = request(r#"{"n":1}"#);
+    let first = start(store, &r).await;
+    clock.advance(LEASE + Duration::from_secs(1));
+    let second = start(store, &r).await;
+
+    for outcome in [
+        store.complete(&first, b"late").await.unwrap(),
+        store.fail(&first).await.unwrap(),
+    ] {
+        let WriteOutcome::LeaseLost { current } = outcome else {
+            panic!("the first holder must lose its lease");
+        };
+        let current = current.expect("the record still exists");
+        assert_eq!(current.lease_token, second.token);
+        assert_eq!(current.status, Status::Pending);
+    }
+    let untouched = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(untouched.status, Status::Pending);
+    assert_eq!(untouched.lease_token, second.token);
+    assert_eq!(untouched.response, None);
+
+    assert_eq!(
+        store.complete(&second, b"winner").await.unwrap(),
+        WriteOutcome::Written
+    );
+    let done = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(done.response.as_deref(), Some(&b"winner"[..]));
+}
+
+pub async fn a_lease_completes_once(store: &dyn Store, _clock: &ManualClock) {
+    let r = request("{}");
+    let lease = start(store, &r).await;
+    assert_eq!(
+        store.complete(&lease, b"one").await.unwrap(),
+        WriteOutcome::Written
+    );
+    for outcome in [
+        store.complete(&lease, b"two").await.unwrap(),
+        store.fail(&lease).await.unwrap(),
+    ] {
+        assert!(
+            matches!(outcome, WriteOutcome::LeaseLost { current: Some(ref c) } if c.status == Status::Completed)
+        );
+    }
+    let record = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.response.as_deref(), Some(&b"one"[..]));
+}
+
+pub async fn completing_a_deleted_record_is_lease_lost(store: &dyn Store, _clock: &ManualClock) {
+    let r = request("{}");
+    let lease = start(store, &r).await;
+    assert!(store.delete(r.scope.partition_key()).await.unwrap());
+    assert!(!store.delete(r.scope.partition_key()).await.unwrap());
+    assert_eq!(
+        store.complete(&lease, b"x").await.unwrap(),
+        WriteOutcome::LeaseLost { current: None }
+    );
+    assert_eq!(
+        store.get(r.scope.partition_key()).await.unwrap(),
+        None,
+        "nothing was created"
+    );
+}
+
+pub async fn actors_and_routes_never_share_a_record(store: &dyn Store, _clock: &ManualClock) {
+    let r = request("{}");
+    let key = r.scope.key().clone();
+    let lease = start(store, &r).await;
+    store.complete(&lease, b"alice's").await.unwrap();
+    for scope in [
+        Scope::new("POST /orders", "bob", key.clone()),
+        Scope::new("POST /refunds", "alice", key.clone()),
+        Scope::new("POST /orders#alice", "", key.clone()),
+    ] {
+        let other = BeginRequest { scope, ..r.clone() };
+        assert!(matches!(
+            store.begin(&other).await.unwrap(),
+            BeginOutcome::Started { replaced: None, .. }
+        ));
+    }
+}
+
+/// Counts per round of a concurrent begin race.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RaceRound {
+    pub started: usize,
+    pub in_flight: usize,
+    pub other: usize,
+}
+
+async fn race(store: &Arc<dyn Store>, r: &BeginRequest, writers: usize) -> RaceRound {
+    let barrier = Arc::new(tokio::sync::Barrier::new(writers));
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let store = Arc::clone(store);
+            let r = r.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.begin(&r).await
+            })
+        })
+        .collect();
+    let mut round = RaceRound::default();
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            BeginOutcome::Started { .. } => round.started += 1,
+            BeginOutcome::InFlight(_) => round.in_flight += 1,
+            _ => round.other += 1,
+        }
+    }
+    round
+}
+
+/// `writers` concurrent begins on one new key, `rounds` times: exactly one winner
+/// every round, and every loser sees the winner in flight.
+pub async fn concurrent_begins_on_a_new_key(store: Arc<dyn Store>, rounds: usize, writers: usize) {
+    let mut bad = 0;
+    for _ in 0..rounds {
+        let round = race(&store, &request(r#"{"race":true}"#), writers).await;
+        if round.started != 1 || round.in_flight != writers - 1 {
+            eprintln!("bad round: {round:?}");
+            bad += 1;
+        }
+    }
+    eprintln!("race on new keys: {rounds} rounds x {writers} writers, {bad} bad rounds");
+    assert_eq!(bad, 0);
+}
+
+/// The same race on a key whose completed record has expired but is still stored.
+pub async fn concurrent_begins_on_an_expired_key(
+    store: Arc<dyn Store>,
+    clock: &ManualClock,
+    rounds: usize,
+    writers: usize,
+) {
+    let mut bad = 0;
+    for _ in 0..rounds {
+        let r = request(r#"{"race":"expired"}"#);
+        let lease = start(&*store, &r).await;
+        store.complete(&lease, b"old").await.unwrap();
+        clock.advance(EXPIRY + Duration::from_secs(1));
+        let round = race(&store, &r, writers).await;
+        if round.started != 1 || round.in_flight != writers - 1 {
+            eprintln!("bad round: {round:?}");
+            bad += 1;
+        }
+    }
+    eprintln!("race on expired keys: {rounds} rounds x {writers} writers, {bad} bad rounds");
+    assert_eq!(bad, 0);
+}
+
+/// One `#[tokio::test]` per behaviour, for a backend built by `$make`, an async
+/// expression giving `(Arc<dyn Store>, ManualClock)`.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($make:expr) => {
+        $crate::behaviour_suite!(@tests $make;
+            new_key_begins,
+            completed_replays_exact_response,
+            different_fingerprint_is_a_mismatch,
+            pending_with_live_lease_is_in_flight,
+            lapsed_lease_is_taken_over,
+            expired_record_behaves_as_absent,
+            errored_may_begin_again_with_same_request_only,
+            taken_over_holder_loses_its_lease,
+            a_lease_completes_once,
+            completing_a_deleted_record_is_lease_lost,
+            actors_and_routes_never_share_a_record,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn fifty_concurrent_begins_on_a_new_key_have_one_winner() {
+            let (store, _clock) = $make.await;
+            behaviour::concurrent_begins_on_a_new_key(store, 20, 50).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn fifty_concurrent_begins_on_an_expired_key_have_one_winner() {
+            let (store, clock) = $make.await;
+            behaviour::concurrent_begins_on_an_expired_key(store, &clock, 20, 50).await;
+        }
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, clock) = $make.await;
+                behaviour::$name(&*store, &clock).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,266 @@
+//! The behaviour suite and the DynamoDB-specific checks, against DynamoDB Local.
+//!
+//! Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
+
+mod behaviour;
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use behaviour::{request, start, with_body};
+use lambda_idempotency::Error;
+use lambda_idempotency::clock::ManualClock;
+use lambda_idempotency::record::Status;
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore, create_table};
+use lambda_idempotency::store::{BeginOutcome, Store, WriteOutcome};
+
+async fn make() -> (Arc<dyn Store>, ManualClock) {
+    let client = support::client().await;
+    let table = support::fresh_table(&client, &AttributeNames::default()).await;
+    let clock = ManualClock::starting_now();
+    (
+        Arc::new(DynamoDbStore::new(client, table).with_clock(clock.clone())),
+        clock,
+    )
+}
+
+behaviour_suite!(make());
+
+async fn counting_store() -> (DynamoDbStore, support::CallCounter) {
+    let (client, counter) = support::counting_client().await;
+    let table = support::fresh_table(&client, &AttributeNames::default()).await;
+    counter.take();
+    (DynamoDbStore::new(client, table), counter)
+}
+
+#[tokio::test]
+async fn new_key_then_complete_is_two_calls() {
+    let (store, calls) = counting_store().await;
+    let lease = start(&store, &request("{}")).await;
+    assert_eq!(
+        store.complete(&lease, b"ok").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(calls.take(), ["PutItem", "UpdateItem"]);
+}
+
+#[tokio::test]
+async fn replay_mismatch_and_in_flight_are_one_call_each() {
+    let (store, calls) = counting_store().await;
+
+    let done = request(r#"{"a":1}"#);
+    let lease = start(&store, &done).await;
+    store.complete(&lease, b"ok").await.unwrap();
+    calls.take();
+    assert!(
+        matches!(store.begin(&done).await.unwrap(), BeginOutcome::Replay(r) if r.response.as_deref() == Some(&b"ok"[..]))
+    );
+    assert_eq!(calls.take(), ["PutItem"], "replay");
+
+    assert!(matches!(
+        store.begin(&with_body(&done, r#"{"a":2}"#)).await.unwrap(),
+        BeginOutcome::Mismatch(_)
+    ));
+    assert_eq!(calls.take(), ["PutItem"], "mismatch");
+
+    let running = request("{}");
+    start(&store, &running).await;
+    calls.take();
+    assert!(matches!(
+        store.begin(&running).await.unwrap(),
+        BeginOutcome::InFlight(_)
+    ));
+    assert_eq!(calls.take(), ["PutItem"], "in flight");
+}
+
+#[tokio::test]
+async fn failing_a_request_is_two_calls() {
+    let (store, calls) = counting_store().await;
+    let lease = start(&store, &request("{}")).await;
+    assert_eq!(store.fail(&lease).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(calls.take(), ["PutItem", "UpdateItem"]);
+}
+
+#[tokio::test]
+async fn expired_record_is_still_in_the_table_but_reads_as_absent() {
+    let (store, clock) = make().await;
+    let r = request("{}");
+    let lease = start(&*store, &r).await;
+    store.complete(&lease, b"old").await.unwrap();
+    clock.advance(behaviour::EXPIRY + Duration::from_secs(1));
+
+    // DynamoDB Local never runs TTL, so the item is there: like production's late deletes.
+    let raw = support::client()
+        .await
+        .scan()
+        .table_name(table_of(&store))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.count(), 1);
+    assert_eq!(store.get(r.scope.partition_key()).await.unwrap(), None);
+}
+
+fn table_of(store: &Arc<dyn Store>) -> String {
+    // The Debug form names the table; keeps the suite's constructor simple.
+    let debug = format!("{store:?}");
+    let start = debug.find("idempotency-test-").unwrap();
+    debug[start..start + "idempotency-test-".len() + 36].to_owned()
+}
+
+#[tokio::test]
+async fn missing_table_is_a_typed_error() {
+    let store = DynamoDbStore::new(support::client().await, "no-such-table");
+    let err = store.begin(&request("{}")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::TableNotFound { table } if table == "no-such-table"),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    assert!(matches!(
+        store.get("pk").await.unwrap_err(),
+        Error::TableNotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_transient() {
+    // A port nobody listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::config::Builder::from(&support::sdk_config().await)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
+    let err = store.begin(&request("{}")).await.unwrap_err();
+    assert!(matches!(err, Error::StoreUnavailable { .. }), "{err}");
+    assert!(err.is_transient());
+    assert_eq!(err.error_type(), "Idempotency.StoreUnavailable");
+}
+
+#[tokio::test]
+async fn corrupt_record_is_a_typed_error_and_is_not_overwritten() {
+    let client = support::client().await;
+    let table = support::fresh_table(&client, &AttributeNames::default()).await;
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let r = request("{}");
+    let lease = start(&store, &r).await;
+    store.complete(&lease, b"ok").await.unwrap();
+    client
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(r.scope.partition_key().into()))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", AttributeValue::S("DONE?".into()))
+        .send()
+        .await
+        .unwrap();
+    let err = store.begin(&r).await.unwrap_err();
+    assert!(matches!(err, Error::CorruptRecord { .. }), "{err}");
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(r.scope.partition_key().into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        item.item().unwrap()["status"],
+        AttributeValue::S("DONE?".into())
+    );
+}
+
+#[tokio::test]
+async fn custom_attribute_names_work_end_to_end() {
+    let client = support::client().await;
+    let names = AttributeNames {
+        partition_key: "id".into(),
+        status: "state".into(),
+        expires_at: "ttl".into(),
+        response: "body".into(),
+        ..AttributeNames::default()
+    };
+    let table = support::fresh_table(&client, &names).await;
+    let store = DynamoDbStore::new(client.clone(), table.clone()).with_attribute_names(names);
+    let r = request("{}");
+    let lease = start(&store, &r).await;
+    store.complete(&lease, b"stored").await.unwrap();
+    assert!(matches!(
+        store.begin(&r).await.unwrap(),
+        BeginOutcome::Replay(_)
+    ));
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S(r.scope.partition_key().into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let keys: HashMap<_, _> = item.into_iter().collect();
+    assert_eq!(
+        keys["state"],
+        AttributeValue::S(Status::Completed.as_str().into())
+    );
+    assert!(keys.contains_key("ttl") && keys.contains_key("body"));
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let spec = ttl.time_to_live_description().unwrap();
+    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(spec.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent_and_enables_ttl() {
+    let client = support::client().await;
+    let names = AttributeNames::default();
+    let table = support::fresh_table(&client, &names).await;
+    create_table(&client, &table, &names).await.unwrap();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let spec = ttl.time_to_live_description().unwrap();
+    assert_eq!(spec.attribute_name(), Some("expires_at"));
+    assert_eq!(spec.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
+#[tokio::test]
+async fn from_env_needs_the_table_variable() {
+    // Only this test touches IDEMPOTENCY_TABLE in this process.
+    let before = std::env::var("IDEMPOTENCY_TABLE").ok();
+    // SAFETY: no other test in this binary reads or writes this variable.
+    unsafe { std::env::remove_var("IDEMPOTENCY_TABLE") };
+    let err = DynamoDbStore::from_env().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable IDEMPOTENCY_TABLE is not set"
+    );
+    unsafe { std::env::set_var("IDEMPOTENCY_TABLE", "from-env-table") };
+    let store = DynamoDbStore::from_env().await.unwrap();
+    assert_eq!(store.table_name(), "from-env-table");
+    // The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB: a call reaches DynamoDB Local.
+    assert!(matches!(
+        store.get("x").await.unwrap_err(),
+        Error::TableNotFound { .. }
+    ));
+    match before {
+        Some(v) => unsafe { std::env::set_var("IDEMPOTENCY_TABLE", v) },
+        None => unsafe { std::env::remove_var("IDEMPOTENCY_TABLE") },
+    }
+}
