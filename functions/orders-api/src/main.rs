@@ -1,0 +1,58 @@
+//! The orders API on Lambda: DynamoDB for records and side effects.
+//!
+//! Reads `IDEMPOTENCY_TABLE`, `ORDERS_TABLE`, optional `IDEMPOTENCY_EXPIRY` /
+//! `IDEMPOTENCY_MAX_LEASE`, and the SDK's usual settings (`AWS_ENDPOINT_URL_DYNAMODB`
+//! locally). A missing variable or table stops the start-up with a clear error.
+
+use std::sync::Arc;
+
+use lambda_http::Error;
+use lambda_idempotency::config::IdempotencyConfig;
+use lambda_idempotency::http::IdempotencyLayer;
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
+use orders_api::gateway::SimulatedGateway;
+use orders_api::repo::dynamodb::DynamoDbRepo;
+use orders_api::{ENV_ORDERS_TABLE, OrdersApi, service};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if let Err(e) = run().await {
+        // One readable line in the function's log instead of a Debug dump.
+        eprintln!("orders-api: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .without_time()
+        .init();
+
+    let config = IdempotencyConfig::from_env()?;
+    let idempotency_table = required_env(ENV_TABLE)?;
+    let orders_table = required_env(ENV_ORDERS_TABLE)?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+
+    let store = DynamoDbStore::new(client.clone(), idempotency_table);
+    store.check_table().await?;
+    let repo = DynamoDbRepo::new(client, orders_table);
+    repo.check_table().await?;
+
+    let layer = IdempotencyLayer::builder(store).config(config).build()?;
+    let api = OrdersApi::new(Arc::new(repo), Arc::new(SimulatedGateway::new()));
+    lambda_http::run(service(api, &layer)).await
+}
+
+fn required_env(name: &str) -> Result<String, Error> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(format!("environment variable {name} must name a DynamoDB table").into()),
+    }
+}

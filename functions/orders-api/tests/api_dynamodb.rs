@@ -1,0 +1,483 @@
+//! The orders API through the real idempotency layer, against DynamoDB Local,
+//! driven by the sample events in `events/`. Needs `AWS_ENDPOINT_URL_DYNAMODB`:
+//! run with `make test`.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::{Body, Error, Request, Response, Service};
+use lambda_idempotency::clock::{Clock, ManualClock};
+use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer};
+use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::record::Status;
+use lambda_idempotency::scope::Scope;
+use lambda_idempotency::store::Store;
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
+use orders_api::fixtures::{SEED_SKU, SEED_STOCK, event, seed};
+use orders_api::gateway::SimulatedGateway;
+use orders_api::repo::dynamodb::{DynamoDbRepo, create_orders_table};
+use orders_api::repo::{OrdersRepo, SideEffects};
+use orders_api::{OrdersApi, service};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Every operation's event prefix.
+const OPERATIONS: [&str; 4] = [
+    "create-order",
+    "payment-attempt",
+    "refund",
+    "reserve-inventory",
+];
+
+struct Harness {
+    clock: ManualClock,
+    store: DynamoDbStore,
+    repo: Arc<dyn OrdersRepo>,
+    gateway: Arc<SimulatedGateway>,
+    layer: IdempotencyLayer,
+    calls: support::CallCounter,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_gateway(SimulatedGateway::new()).await
+    }
+
+    async fn with_gateway(gateway: SimulatedGateway) -> Self {
+        let client = support::client().await;
+        let (counting, calls) = support::counting_client().await;
+        let records = support::fresh_table(&client, &AttributeNames::default()).await;
+        let orders = format!("orders-test-{}", uuid::Uuid::new_v4());
+        create_orders_table(&client, &orders).await.unwrap();
+        let clock = ManualClock::starting_now();
+        let store = DynamoDbStore::new(counting, records).with_clock(clock.clone());
+        let repo: Arc<dyn OrdersRepo> = Arc::new(DynamoDbRepo::new(client, orders));
+        seed(&*repo).await.unwrap();
+        let layer = IdempotencyLayer::builder(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        calls.take();
+        Self {
+            clock,
+            store,
+            repo,
+            gateway: Arc::new(gateway),
+            layer,
+            calls,
+        }
+    }
+
+    fn service(
+        &self,
+    ) -> impl Service<Request, Response = Response<Body>, Error = Error, Future: Send>
+    + Clone
+    + Send
+    + 'static {
+        let api = OrdersApi::new(Arc::clone(&self.repo), self.gateway.clone())
+            .with_clock(self.clock.clone());
+        service(api, &self.layer)
+    }
+
+    /// Loads an event with a Lambda context whose deadline is 29 s away.
+    fn event(&self, name: &str) -> Request {
+        let mut request = event(name).unwrap();
+        let mut context = lambda_http::Context::default();
+        context.deadline = (self.clock.now_millis() + 29_000) as u64;
+        request.extensions_mut().insert(context);
+        request
+    }
+
+    async fn call(&self, name: &str) -> Response<Body> {
+        self.service().oneshot(self.event(name)).await.unwrap()
+    }
+
+    async fn effects(&self) -> SideEffects {
+        self.repo.side_effects().await.unwrap()
+    }
+}
+
+fn body(response: &Response<Body>) -> String {
+    match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
+        _ => String::new(),
+    }
+}
+
+fn json(response: &Response<Body>) -> Value {
+    serde_json::from_str(&body(response)).unwrap()
+}
+
+fn replayed(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get(IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v == "true")
+}
+
+/// The partition key an event's request maps to (actor from its JWT `sub`).
+fn partition_key(route: &str, sub: &str, key: &str) -> String {
+    Scope::new(
+        route,
+        format!("jwt:{sub}"),
+        IdempotencyKey::parse(key).unwrap(),
+    )
+    .partition_key()
+    .to_owned()
+}
+
+#[tokio::test]
+async fn duplicate_post_with_same_key_and_body_replays_without_a_new_side_effect() {
+    let h = Harness::new().await;
+    for op in OPERATIONS {
+        let first = h.call(&format!("{op}.new")).await;
+        assert_eq!(first.status(), 201, "{op}: {}", body(&first));
+        assert!(!replayed(&first));
+        let after_first = h.effects().await;
+
+        let again = h.call(&format!("{op}.duplicate")).await;
+        assert_eq!(again.status(), first.status(), "{op}");
+        assert_eq!(body(&again), body(&first), "{op}: body byte for byte");
+        for name in ["content-type", "location"] {
+            assert_eq!(
+                again.headers().get(name),
+                first.headers().get(name),
+                "{op}: {name}"
+            );
+        }
+        assert!(replayed(&again), "{op}");
+        assert_eq!(h.effects().await, after_first, "{op}: no new side effect");
+    }
+    let effects = h.effects().await;
+    assert_eq!(
+        (
+            effects.orders,
+            effects.payment_attempts,
+            effects.refunds,
+            effects.reservations
+        ),
+        (2, 1, 1, 1),
+        "one seeded order plus one of each"
+    );
+    assert_eq!(h.repo.stock(SEED_SKU).await.unwrap(), Some(SEED_STOCK - 3));
+}
+
+#[tokio::test]
+async fn same_key_with_a_different_body_is_409_and_changes_nothing() {
+    let h = Harness::new().await;
+    for op in OPERATIONS {
+        let first = h.call(&format!("{op}.new")).await;
+        assert_eq!(first.status(), 201, "{op}");
+        let before = h.effects().await;
+        let stock = h.repo.stock(SEED_SKU).await.unwrap();
+
+        let conflict = h.call(&format!("{op}.conflict")).await;
+        assert_eq!(conflict.status(), 409, "{op}");
+        assert_eq!(
+            conflict.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem = json(&conflict);
+        assert_eq!(problem["status"], 409);
+        assert_eq!(problem["type"], "urn:lambda-idempotency:problem:key-reused");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("different request"),
+            "{problem}"
+        );
+        assert!(problem["idempotencyKey"].is_string());
+        assert_eq!(h.effects().await, before, "{op}");
+        assert_eq!(h.repo.stock(SEED_SKU).await.unwrap(), stock, "{op}");
+
+        // The original response is still what a retry of the original gets.
+        let again = h.call(&format!("{op}.duplicate")).await;
+        assert!(replayed(&again));
+        assert_eq!(body(&again), body(&first));
+    }
+}
+
+async fn parallel_identical_posts(n: usize) {
+    let h = Harness::new().await;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(h.service().oneshot(h.event("create-order.concurrent"))))
+        .collect();
+    let (mut created, mut replays, mut in_flight) = (0, 0, 0);
+    let mut order_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let response = task.await.unwrap().unwrap();
+        match response.status().as_u16() {
+            201 if replayed(&response) => replays += 1,
+            201 => created += 1,
+            409 => {
+                assert_eq!(
+                    json(&response)["type"],
+                    "urn:lambda-idempotency:problem:request-in-progress"
+                );
+                assert!(response.headers().contains_key("retry-after"));
+                in_flight += 1;
+            }
+            other => panic!("unexpected status {other}: {}", body(&response)),
+        }
+        if response.status() == 201 {
+            order_ids.insert(json(&response)["orderId"].as_str().unwrap().to_owned());
+        }
+    }
+    eprintln!(
+        "{n} parallel identical POSTs: {created} executed, {replays} replayed, {in_flight} in flight"
+    );
+    assert_eq!(created, 1);
+    assert_eq!(created + replays + in_flight, n);
+    assert_eq!(order_ids.len(), 1, "every 201 carries the same order");
+    assert_eq!(
+        h.effects().await.orders,
+        2,
+        "the seeded order and exactly one new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_parallel_identical_posts_create_exactly_one_order() {
+    parallel_identical_posts(10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_parallel_identical_posts_create_exactly_one_order() {
+    parallel_identical_posts(100).await;
+}
+
+#[tokio::test]
+async fn an_expired_key_is_a_new_request_with_a_new_side_effect() {
+    let h = Harness::new().await;
+    let first = h.call("create-order.new").await;
+    h.clock.advance(Duration::from_secs(24 * 60 * 60));
+    let still = h.call("create-order.duplicate").await;
+    assert!(replayed(&still), "at exactly 24 h the record is still live");
+    h.clock.advance(Duration::from_secs(1));
+    let after = h.call("create-order.duplicate").await;
+    assert_eq!(after.status(), 201);
+    assert!(!replayed(&after));
+    assert_ne!(json(&after)["orderId"], json(&first)["orderId"]);
+    assert_eq!(h.effects().await.orders, 3);
+}
+
+#[tokio::test]
+async fn missing_and_malformed_keys_are_400_and_store_nothing() {
+    let h = Harness::new().await;
+    for op in OPERATIONS {
+        for (scenario, type_uri) in [
+            ("missing-key", "urn:lambda-idempotency:problem:missing-key"),
+            (
+                "malformed-key",
+                "urn:lambda-idempotency:problem:malformed-key",
+            ),
+        ] {
+            let response = h.call(&format!("{op}.{scenario}")).await;
+            assert_eq!(response.status(), 400, "{op}.{scenario}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            assert_eq!(json(&response)["type"], type_uri);
+        }
+    }
+    let malformed = json(&h.call("create-order.malformed-key").await);
+    assert!(
+        malformed["detail"].as_str().unwrap().contains("position 4"),
+        "{malformed}"
+    );
+    assert_eq!(h.effects().await.total(), 1, "only the seeded order");
+    assert!(h.calls.take().is_empty(), "the store was never called");
+}
+
+#[tokio::test]
+async fn reads_are_not_protected() {
+    let h = Harness::new().await;
+    let response = h.call("get-order").await;
+    assert_eq!(response.status(), 200);
+    assert!(h.calls.take().is_empty());
+}
+
+#[tokio::test]
+async fn store_unreachable_before_the_handler_is_503_and_the_handler_does_not_run() {
+    let h = Harness::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::config::Builder::from(&support::sdk_config().await)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let dead = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "idempotency");
+    let layer = IdempotencyLayer::builder(dead).build().unwrap();
+    let api = OrdersApi::new(Arc::clone(&h.repo), h.gateway.clone());
+    for op in OPERATIONS {
+        let response = service(api.clone(), &layer)
+            .oneshot(h.event(&format!("{op}.new")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{op}");
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(
+            json(&response)["type"],
+            "urn:lambda-idempotency:problem:store-unavailable"
+        );
+    }
+    assert_eq!(h.effects().await.total(), 1, "no handler ran");
+    assert_eq!(h.gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_5xx_from_the_handler_is_passed_through_and_a_retry_runs_again() {
+    // The gateway is down for the first attempt.
+    let h = Harness::with_gateway(SimulatedGateway::new().with_outages(1)).await;
+    let failed = h.call("payment-attempt.new").await;
+    assert_eq!(failed.status(), 503);
+    let pk = partition_key(
+        "POST /orders/{orderId}/payment-attempts",
+        "user-alice",
+        "pay-2026-11-28-0001",
+    );
+    assert_eq!(
+        h.store.get(&pk).await.unwrap().unwrap().status,
+        Status::Errored
+    );
+    assert_eq!(h.effects().await.payment_attempts, 0);
+
+    let retried = h.call("payment-attempt.duplicate").await;
+    assert_eq!(retried.status(), 201);
+    assert!(!replayed(&retried), "the retry ran the handler");
+    assert_eq!(
+        h.store.get(&pk).await.unwrap().unwrap().status,
+        Status::Completed
+    );
+    let again = h.call("payment-attempt.duplicate").await;
+    assert!(replayed(&again));
+    assert_eq!(h.gateway.calls(), 2);
+    assert_eq!(h.effects().await.payment_attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_in_flight_is_409_with_retry_after() {
+    let h = Harness::with_gateway(SimulatedGateway::new().with_latency(Duration::from_millis(500)))
+        .await;
+    let first = tokio::spawn(h.service().oneshot(h.event("payment-attempt.new")));
+    // Wait until the first request holds the key.
+    let pk = partition_key(
+        "POST /orders/{orderId}/payment-attempts",
+        "user-alice",
+        "pay-2026-11-28-0001",
+    );
+    for _ in 0..200 {
+        if h.store.get(&pk).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let duplicate = h.call("payment-attempt.duplicate").await;
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(
+        json(&duplicate)["type"],
+        "urn:lambda-idempotency:problem:request-in-progress"
+    );
+    // The lease ends at the first invocation's deadline, 29 s after it started.
+    assert_eq!(duplicate.headers()["retry-after"], "29");
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(h.effects().await.payment_attempts, 1);
+    assert_eq!(h.gateway.calls(), 1);
+}
+
+#[tokio::test]
+async fn two_actors_using_the_same_key_never_see_each_others_response() {
+    let h = Harness::new().await;
+    let alice = h.call("create-order.new").await;
+    let bob = h.call("create-order.other-actor").await;
+    assert_eq!(bob.status(), 201);
+    assert!(!replayed(&bob), "Bob's request ran on its own");
+    assert_ne!(json(&bob)["orderId"], json(&alice)["orderId"]);
+    assert_eq!(json(&bob)["customerId"], "cust-77");
+    let alice_again = h.call("create-order.duplicate").await;
+    assert_eq!(body(&alice_again), body(&alice));
+    let bob_again = h.call("create-order.other-actor").await;
+    assert_eq!(body(&bob_again), body(&bob));
+    assert_eq!(h.effects().await.orders, 3);
+}
+
+#[tokio::test]
+async fn json_bodies_differing_only_in_key_order_and_whitespace_are_the_same_request() {
+    let h = Harness::new().await;
+    let first = h.call("create-order.new").await;
+    let reordered = h.call("create-order.reordered").await;
+    assert!(replayed(&reordered));
+    assert_eq!(body(&reordered), body(&first));
+    assert_eq!(h.effects().await.orders, 2);
+}
+
+#[tokio::test]
+async fn dynamodb_calls_per_request_are_the_minimum() {
+    let h = Harness::new().await;
+    h.call("create-order.new").await;
+    assert_eq!(h.calls.take(), ["PutItem", "UpdateItem"], "new key");
+    h.call("create-order.duplicate").await;
+    assert_eq!(h.calls.take(), ["PutItem"], "replay");
+    h.call("create-order.conflict").await;
+    assert_eq!(h.calls.take(), ["PutItem"], "conflict");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_never_take_stock_below_zero() {
+    let h = Harness::new().await;
+    // 40 different reservations of 3 units each against 100 in stock.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let mut request = h.event("reserve-inventory.new");
+            request.headers_mut().insert(
+                "idempotency-key",
+                format!("reservation-{i}").parse().unwrap(),
+            );
+            tokio::spawn(h.service().oneshot(request))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().unwrap().status().as_u16());
+    }
+    let reserved = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((reserved, refused), (33, 7), "{statuses:?}");
+    assert_eq!(h.repo.stock(SEED_SKU).await.unwrap(), Some(1));
+    assert_eq!(h.effects().await.reservations, 33);
+}
+
+#[test]
+fn the_binary_refuses_to_start_without_its_tables() {
+    let bin = env!("CARGO_BIN_EXE_orders-api");
+    let missing = std::process::Command::new(bin)
+        .env_remove("IDEMPOTENCY_TABLE")
+        .env_remove("ORDERS_TABLE")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("IDEMPOTENCY_TABLE"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let absent = std::process::Command::new(bin)
+        .env("IDEMPOTENCY_TABLE", "no-such-idempotency-table")
+        .env("ORDERS_TABLE", "no-such-orders-table")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", support::endpoint())
+        .output()
+        .unwrap();
+    assert!(!absent.status.success());
+    let stderr = String::from_utf8_lossy(&absent.stderr);
+    assert!(stderr.contains("no-such-idempotency-table"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Writes the sample API Gateway (HTTP API, payload 2.0) events in events/.
+
+The events are committed; run this again after changing it:
+    python3 scripts/generate-events.py
+Every scenario the tests and the demo play is one file, named
+<operation>.<scenario>.json.
+"""
+import json
+import pathlib
+
+EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
+
+# Fixtures the demo and tests seed before playing the events.
+SEED_ORDER_ID = "ord_4c1d2f6e9a7b4e0f8d3c2b1a0f9e8d7c"
+SEED_SKU = "SKU-RED-MUG"
+
+ALICE = "user-alice"
+BOB = "user-bob"
+
+
+def event(route_key, path, body, key=None, sub=ALICE, request_id="req", path_parameters=None,
+          extra_headers=None):
+    method, _ = route_key.split(" ", 1)
+    headers = {"content-type": "application/json", "user-agent": "curl/8.5.0"}
+    if key is not None:
+        headers["idempotency-key"] = key
+    headers.update(extra_headers or {})
+    e = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "orders",
+            "authorizer": {"jwt": {"claims": {"sub": sub}, "scopes": None}},
+            "domainName": "orders.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "orders",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "28/Nov/2026:08:00:00 +0000",
+            "timeEpoch": 1795852800000,
+        },
+        "body": body if isinstance(body, str) else json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+    if path_parameters:
+        e["pathParameters"] = path_parameters
+    return e
+
+
+def scenarios(name, route_key, path, body, conflicting_body, key, path_parameters=None):
+    common = dict(path_parameters=path_parameters)
+    return {
+        f"{name}.new": event(route_key, path, body, key=key, request_id=f"{name}-1", **common),
+        f"{name}.duplicate": event(route_key, path, body, key=key, request_id=f"{name}-2", **common),
+        f"{name}.conflict": event(route_key, path, conflicting_body, key=key, request_id=f"{name}-3", **common),
+        f"{name}.missing-key": event(route_key, path, body, key=None, request_id=f"{name}-4", **common),
+        f"{name}.malformed-key": event(route_key, path, body, key="not a valid key!", request_id=f"{name}-5", **common),
+    }
+
+
+def main():
+    order = {"customerId": "cust-42", "currency": "EUR",
+             "items": [{"sku": SEED_SKU, "quantity": 2, "unitPriceCents": 1250}]}
+    out = {}
+    out.update(scenarios(
+        "create-order", "POST /orders", "/orders", order,
+        {**order, "items": [{"sku": SEED_SKU, "quantity": 20, "unitPriceCents": 1250}]},
+        key="6f1c2b7e-3d4a-4e5f-9a8b-7c6d5e4f3a2b"))
+    pay_path = f"/orders/{SEED_ORDER_ID}/payment-attempts"
+    payment = {"amountCents": 2500, "currency": "EUR", "paymentMethod": "pm_card_visa"}
+    out.update(scenarios(
+        "payment-attempt", "POST /orders/{orderId}/payment-attempts", pay_path, payment,
+        {**payment, "amountCents": 25000}, key="pay-2026-11-28-0001",
+        path_parameters={"orderId": SEED_ORDER_ID}))
+    refund_path = f"/orders/{SEED_ORDER_ID}/refunds"
+    refund = {"amountCents": 500, "reason": "damaged in transit"}
+    out.update(scenarios(
+        "refund", "POST /orders/{orderId}/refunds", refund_path, refund,
+        {**refund, "amountCents": 1500}, key="refund_0001",
+        path_parameters={"orderId": SEED_ORDER_ID}))
+    reservation = {"sku": SEED_SKU, "quantity": 3}
+    out.update(scenarios(
+        "reserve-inventory", "POST /inventory/reservations", "/inventory/reservations", reservation,
+        {**reservation, "quantity": 30}, key="8a0e4f4c-0b39-4d0b-a1a4-3f1f0c1e2d3c"))
+
+    # The same order with its JSON keys reordered and spaced out: the same request.
+    out["create-order.reordered"] = event(
+        "POST /orders", "/orders",
+        '{ "items": [ {"unitPriceCents": 1250, "quantity": 2, "sku": "SKU-RED-MUG"} ],\n  "currency": "EUR", "customerId": "cust-42" }',
+        key="6f1c2b7e-3d4a-4e5f-9a8b-7c6d5e4f3a2b", request_id="create-order-6")
+    # Another customer who happens to use the same key: never sees Alice's order.
+    out["create-order.other-actor"] = event(
+        "POST /orders", "/orders", {**order, "customerId": "cust-77"},
+        key="6f1c2b7e-3d4a-4e5f-9a8b-7c6d5e4f3a2b", sub=BOB, request_id="create-order-7")
+    # A fresh key for the concurrency scenario (a client retrying aggressively).
+    out["create-order.concurrent"] = event(
+        "POST /orders", "/orders", order, key="0b8f5d8e-6c3a-4f7e-9d21-5a4b3c2d1e0f",
+        request_id="create-order-8")
+    # A read, which is not protected: no key needed.
+    out["get-order"] = event(
+        "GET /orders/{orderId}", f"/orders/{SEED_ORDER_ID}", "", key=None, request_id="get-order-1",
+        path_parameters={"orderId": SEED_ORDER_ID})
+    out["get-order"]["body"] = None
+
+    EVENTS.mkdir(exist_ok=True)
+    for name, e in sorted(out.items()):
+        (EVENTS / f"{name}.json").write_text(json.dumps(e, indent=2) + "\n")
+    print(f"wrote {len(out)} events to {EVENTS}")
+
+
+if __name__ == "__main__":
+    main()
