@@ -43,11 +43,15 @@ where
 
 /// The default extractor: the principal API Gateway authenticated, tagged by how.
 ///
-/// - HTTP API (v2) and Function URLs: JWT authorizer `sub` (`jwt:…`), IAM caller ARN
-///   (`iam:…`), or a Lambda authorizer's `principalId` in its context (`lambda:…`).
+/// - HTTP API (v2) and Function URLs: JWT authorizer `sub` (`jwt:…`), Cognito identity
+///   of an IAM caller (`cognito:…`), IAM caller ARN (`iam:…`), or a Lambda authorizer's
+///   `principalId` in its context (`lambda:…`).
 /// - REST API (v1): Cognito / JWT claims `sub` (`jwt:…`), Lambda authorizer
-///   `principalId` (`lambda:…`), IAM caller ARN (`iam:…`), Cognito identity (`cognito:…`).
+///   `principalId` (`lambda:…`), Cognito identity (`cognito:…`), IAM caller ARN (`iam:…`).
 /// - ALB and anything else: anonymous.
+///
+/// Empty values count as absent. A Cognito identity comes before the IAM ARN because
+/// every user of an identity pool calls with the same role ARN.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultActor;
 
@@ -56,10 +60,15 @@ impl ExtractActor for DefaultActor {
         match request.request_context_ref()? {
             RequestContext::ApiGatewayV2(ctx) => {
                 let auth = ctx.authorizer.as_ref()?;
-                if let Some(sub) = auth.jwt.as_ref().and_then(|j| j.claims.get("sub")) {
+                if let Some(sub) = non_empty(auth.jwt.as_ref().and_then(|j| j.claims.get("sub"))) {
                     return Some(format!("jwt:{sub}"));
                 }
-                if let Some(arn) = auth.iam.as_ref().and_then(|i| i.user_arn.as_deref()) {
+                let iam = auth.iam.as_ref();
+                let cognito = iam.and_then(|i| i.cognito_identity.as_ref());
+                if let Some(id) = non_empty(cognito.and_then(|c| c.identity_id.as_ref())) {
+                    return Some(format!("cognito:{id}"));
+                }
+                if let Some(arn) = non_empty(iam.and_then(|i| i.user_arn.as_ref())) {
                     return Some(format!("iam:{arn}"));
                 }
                 string_field(&auth.fields, "principalId").map(|p| format!("lambda:{p}"))
@@ -70,24 +79,26 @@ impl ExtractActor for DefaultActor {
                     .get("claims")
                     .and_then(|c| c.get("sub"))
                     .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
                 {
                     return Some(format!("jwt:{sub}"));
                 }
                 if let Some(p) = string_field(fields, "principalId") {
                     return Some(format!("lambda:{p}"));
                 }
-                if let Some(arn) = ctx.identity.user_arn.as_deref() {
-                    return Some(format!("iam:{arn}"));
+                if let Some(id) = non_empty(ctx.identity.cognito_identity_id.as_ref()) {
+                    return Some(format!("cognito:{id}"));
                 }
-                ctx.identity
-                    .cognito_identity_id
-                    .as_deref()
-                    .map(|id| format!("cognito:{id}"))
+                non_empty(ctx.identity.user_arn.as_ref()).map(|arn| format!("iam:{arn}"))
             }
             _ => None,
         }
         .filter(|a| !a.is_empty())
     }
+}
+
+fn non_empty(value: Option<&String>) -> Option<&str> {
+    value.map(String::as_str).filter(|s| !s.is_empty())
 }
 
 fn string_field(fields: &std::collections::HashMap<String, Value>, name: &str) -> Option<String> {

@@ -206,7 +206,8 @@ impl IdempotencyLayerBuilder {
         self
     }
 
-    /// A different expiry for one route (as [`route_of`](super::route_of) spells it).
+    /// A different expiry for one route (as [`route_of`](super::route_of) spells it,
+    /// matched exactly). A lease on that route never outlasts its expiry.
     pub fn route_expiry(mut self, route: impl Into<String>, expiry: Duration) -> Self {
         self.route_expiry.insert(route.into(), expiry);
         self
@@ -268,10 +269,6 @@ impl IdempotencyLayerBuilder {
                     max: MAX_EXPIRY,
                 });
             }
-            IdempotencyConfig::builder()
-                .expiry(*expiry)
-                .max_lease(self.config.max_lease())
-                .build()?;
         }
         Ok(IdempotencyLayer {
             settings: Arc::new(Settings {

@@ -44,7 +44,7 @@
 //! assert_eq!(again.headers()["idempotent-replayed"], "true");
 //! # Ok::<(), Error>(())
 //! # })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Error>(())
 //! ```
 
 mod actor;

@@ -156,11 +156,15 @@ where
     let actor = actor_of(&*settings.actor, &request);
     let scope = Scope::new(route.clone(), actor, key);
     let now_ms = settings.clock.now_millis();
+    let expiry = settings.expiry_for(&route);
     let begin = BeginRequest {
         scope,
         fingerprint: fingerprint_of(&request),
-        lease: settings.config.lease_for(now_ms, deadline_of(&request)),
-        expiry: settings.expiry_for(&route),
+        lease: settings
+            .config
+            .lease_for(now_ms, deadline_of(&request))
+            .min(expiry),
+        expiry,
     };
     let key = begin.scope.key().as_str().to_owned();
     let log = |outcome: Outcome, status: StatusCode| {
