@@ -97,6 +97,15 @@ pub enum ConfigError {
         /// The variable's name.
         name: &'static str,
     },
+    /// An event layer was built without a way to find the key.
+    #[error("no idempotency key source: set a JSON pointer or a key function")]
+    MissingKeySource,
+    /// A JSON pointer does not start with `/`.
+    #[error("{pointer:?} is not a JSON pointer (RFC 6901): it must be empty or start with '/'")]
+    InvalidJsonPointer {
+        /// The pointer given.
+        pointer: String,
+    },
     /// An environment variable could not be parsed.
     #[error("environment variable {name}={value:?} is invalid: {reason}")]
     InvalidEnv {

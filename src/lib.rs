@@ -24,7 +24,9 @@
 pub mod canonical_json;
 pub mod clock;
 pub mod config;
+pub mod engine;
 mod error;
+pub mod event;
 pub mod fingerprint;
 pub mod http;
 pub mod key;
@@ -33,3 +35,12 @@ pub mod scope;
 pub mod store;
 
 pub use error::{BoxError, Error, Result};
+
+/// Support for `#[idempotent]`'s expansion; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use lambda_http;
+    pub use lambda_runtime;
+    pub use tokio::sync::OnceCell;
+    pub use tower::{Layer, ServiceExt};
+}

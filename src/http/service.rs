@@ -16,9 +16,10 @@ use super::problem::{ProblemKind, problem_response};
 use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
 use super::stored::StoredResponse;
 use crate::clock::Clock;
+use crate::engine::{Outcome, complete, fail, retry_after_secs};
 use crate::key::IdempotencyKey;
 use crate::scope::Scope;
-use crate::store::{BeginOutcome, BeginRequest, Lease, WriteOutcome};
+use crate::store::{BeginOutcome, BeginRequest};
 
 /// The header added to every replayed response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -83,34 +84,6 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let settings = self.layer.settings.clone();
         Box::pin(async move { handle(&settings, inner, request).await })
-    }
-}
-
-/// What happened to one request, for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Executed,
-    Replayed,
-    Conflict,
-    InFlight,
-    Errored,
-    StoreError,
-    LeaseLost,
-    Rejected,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Executed => "executed",
-            Self::Replayed => "replayed",
-            Self::Conflict => "conflict",
-            Self::InFlight => "in_flight",
-            Self::Errored => "errored",
-            Self::StoreError => "store_error",
-            Self::LeaseLost => "lease_lost",
-            Self::Rejected => "rejected",
-        }
     }
 }
 
@@ -234,12 +207,7 @@ where
             return Ok(response);
         }
         Ok(BeginOutcome::InFlight(record)) => {
-            let remaining_ms = record
-                .lease_expires_at_ms
-                .saturating_sub(settings.clock.now_millis());
-            let retry_after = u64::try_from(remaining_ms.saturating_add(999) / 1000)
-                .unwrap_or(1)
-                .max(1);
+            let retry_after = retry_after_secs(&record, settings.clock.now_millis());
             let response = problem_response(
                 ProblemKind::InFlight,
                 StatusCode::CONFLICT,
@@ -262,21 +230,21 @@ where
             let status = response.status();
             if settings.policy.is_final(status) {
                 let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
-                let outcome = complete(settings, &lease, &stored.encode()).await;
+                let outcome = complete(&*settings.store, &lease, &stored.encode()).await;
                 log(outcome, status);
             } else {
-                fail(settings, &lease).await;
+                fail(&*settings.store, &lease).await;
                 log(Outcome::Errored, status);
             }
             Ok(response)
         }
         Ok(Err(e)) => {
-            fail(settings, &lease).await;
+            fail(&*settings.store, &lease).await;
             log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
             Err(e)
         }
         Err(panic) => {
-            fail(settings, &lease).await;
+            fail(&*settings.store, &lease).await;
             log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
             std::panic::resume_unwind(panic)
         }
@@ -290,36 +258,4 @@ fn reject(kind: ProblemKind, detail: &str, key: Option<&str>) -> Response<Body> 
         "idempotency key refused"
     );
     problem_response(kind, StatusCode::BAD_REQUEST, detail, key, None)
-}
-
-async fn complete(settings: &Settings, lease: &Lease, response: &[u8]) -> Outcome {
-    match settings.store.complete(lease, response).await {
-        Ok(WriteOutcome::Written) => Outcome::Executed,
-        Ok(WriteOutcome::LeaseLost { current }) => {
-            tracing::warn!(
-                partition_key = %lease.partition_key,
-                current_status = ?current.as_ref().map(|r| r.status),
-                "lease lost before completion: the response was not stored"
-            );
-            Outcome::LeaseLost
-        }
-        Err(e) => {
-            // The record stays PENDING until its lease lapses; a retry before then is
-            // answered "in flight", after it the request may run again.
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
-            Outcome::StoreError
-        }
-    }
-}
-
-async fn fail(settings: &Settings, lease: &Lease) {
-    match settings.store.fail(lease).await {
-        Ok(WriteOutcome::Written) => {}
-        Ok(WriteOutcome::LeaseLost { .. }) => {
-            tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
-        }
-        Err(e) => {
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not mark the record errored; it is retried once its lease lapses");
-        }
-    }
 }

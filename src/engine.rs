@@ -1,0 +1,86 @@
+//! The steps both layers share after a request has begun: completing or failing
+//! the record under the request's lease, and naming what happened.
+
+use crate::record::Record;
+use crate::store::{Lease, Store, WriteOutcome};
+
+/// What happened to one idempotent request, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handler ran and its response was stored.
+    Executed,
+    /// A stored response was returned; the handler did not run.
+    Replayed,
+    /// The key was used for a different request.
+    Conflict,
+    /// The same request is still running elsewhere.
+    InFlight,
+    /// The handler failed (error, panic or retryable status); the record is `ERRORED`.
+    Errored,
+    /// The store failed.
+    StoreError,
+    /// The handler ran but its lease had been taken over; nothing was stored.
+    LeaseLost,
+    /// The key was missing or malformed.
+    Rejected,
+}
+
+impl Outcome {
+    /// The outcome's name in logs: `executed`, `replayed`, `conflict`, `in_flight`,
+    /// `errored`, `store_error`, `lease_lost`, `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Executed => "executed",
+            Self::Replayed => "replayed",
+            Self::Conflict => "conflict",
+            Self::InFlight => "in_flight",
+            Self::Errored => "errored",
+            Self::StoreError => "store_error",
+            Self::LeaseLost => "lease_lost",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Stores the response under the lease.
+pub(crate) async fn complete(store: &dyn Store, lease: &Lease, response: &[u8]) -> Outcome {
+    match store.complete(lease, response).await {
+        Ok(WriteOutcome::Written) => Outcome::Executed,
+        Ok(WriteOutcome::LeaseLost { current }) => {
+            tracing::warn!(
+                partition_key = %lease.partition_key,
+                current_status = ?current.as_ref().map(|r| r.status),
+                "lease lost before completion: the response was not stored"
+            );
+            Outcome::LeaseLost
+        }
+        Err(e) => {
+            // The record stays PENDING until its lease lapses; a retry before then is
+            // answered "in flight", after it the request may run again.
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
+            Outcome::StoreError
+        }
+    }
+}
+
+/// Marks the record `ERRORED` under the lease, so a retry may run again.
+pub(crate) async fn fail(store: &dyn Store, lease: &Lease) {
+    match store.fail(lease).await {
+        Ok(WriteOutcome::Written) => {}
+        Ok(WriteOutcome::LeaseLost { .. }) => {
+            tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
+        }
+        Err(e) => {
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not mark the record errored; it is retried once its lease lapses");
+        }
+    }
+}
+
+/// Whole seconds until an in-flight record's lease lapses, at least 1.
+pub(crate) fn retry_after_secs(record: &Record, now_ms: i64) -> u64 {
+    let remaining_ms = record.lease_expires_at_ms.saturating_sub(now_ms);
+    u64::try_from(remaining_ms.saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
+}

@@ -1,0 +1,190 @@
+//! The generic service: begin / run / complete around one `LambdaEvent<T>`.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::FutureExt;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower::Service;
+
+use super::error::IdempotencyError;
+use super::key::fingerprint_for;
+use super::layer::{EventIdempotencyLayer, EventSettings};
+use crate::clock::Clock;
+use crate::engine::{Outcome, complete, fail, retry_after_secs};
+use crate::http::MissingKey;
+use crate::scope::{ANONYMOUS_ACTOR, Scope};
+use crate::store::{BeginOutcome, BeginRequest};
+
+/// Middleware that makes a `Service<LambdaEvent<T>>` idempotent; built by
+/// [`EventIdempotencyLayer`]. See the [module docs](super).
+#[derive(Clone)]
+pub struct EventIdempotency<S> {
+    inner: S,
+    layer: EventIdempotencyLayer,
+}
+
+impl<S: fmt::Debug> fmt::Debug for EventIdempotency<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventIdempotency")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S> EventIdempotency<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: EventIdempotencyLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, T, O> Service<LambdaEvent<T>> for EventIdempotency<S>
+where
+    S: Service<LambdaEvent<T>, Response = O> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    T: Serialize + Send + 'static,
+    O: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Response = O;
+    type Error = IdempotencyError<S::Error>;
+    type Future = futures::future::BoxFuture<'static, Result<O, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(IdempotencyError::Handler)
+    }
+
+    fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let settings = self.layer.settings.clone();
+        Box::pin(async move { handle(&settings, inner, event).await })
+    }
+}
+
+async fn handle<S, T, O>(
+    settings: &EventSettings,
+    mut inner: S,
+    event: LambdaEvent<T>,
+) -> Result<O, IdempotencyError<S::Error>>
+where
+    S: Service<LambdaEvent<T>, Response = O>,
+    T: Serialize,
+    O: Serialize + DeserializeOwned,
+{
+    let started = Instant::now();
+    let payload = serde_json::to_value(&event.payload)
+        .map_err(|e| IdempotencyError::InvalidPayload(e.to_string()))?;
+    let key = match settings.key.key_for(&payload) {
+        Ok(key) => key,
+        Err(no_key) => {
+            return match settings.missing_key {
+                MissingKey::PassThrough => inner.call(event).await.map_err(IdempotencyError::Handler),
+                MissingKey::Reject => {
+                    tracing::warn!(name = %settings.name, outcome = Outcome::Rejected.as_str(), detail = %no_key.0, "event has no idempotency key");
+                    Err(IdempotencyError::MissingKey { detail: no_key.0 })
+                }
+            };
+        }
+    };
+    let actor = settings
+        .actor
+        .as_ref()
+        .and_then(|f| f(&payload))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| ANONYMOUS_ACTOR.to_owned());
+    let key_text = key.as_str().to_owned();
+    let now_ms = settings.clock.now_millis();
+    let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+    let begin = BeginRequest {
+        scope: Scope::new(settings.name.clone(), actor, key),
+        fingerprint: fingerprint_for(&payload, settings.payload.as_deref()),
+        lease: settings.config.lease_for(now_ms, deadline),
+        expiry: settings.config.expiry(),
+    };
+    drop(payload);
+    let log = |outcome: Outcome| {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => tracing::warn!(
+                idempotency_key = %key_text, name = %settings.name, outcome = outcome.as_str(), duration_ms, "idempotent event"
+            ),
+            _ => tracing::info!(
+                idempotency_key = %key_text, name = %settings.name, outcome = outcome.as_str(), duration_ms, "idempotent event"
+            ),
+        }
+    };
+
+    let lease = match settings.store.begin(&begin).await {
+        Err(e) => {
+            log(Outcome::StoreError);
+            return Err(IdempotencyError::StoreUnavailable(e));
+        }
+        Ok(BeginOutcome::Replay(record)) => {
+            log(Outcome::Replayed);
+            let bytes = record.response.unwrap_or_default();
+            return serde_json::from_slice(&bytes).map_err(|e| IdempotencyError::StoredResponseUnreadable {
+                key: key_text.clone(),
+                reason: e.to_string(),
+            });
+        }
+        Ok(BeginOutcome::Mismatch(_)) => {
+            log(Outcome::Conflict);
+            return Err(IdempotencyError::KeyMismatch { key: key_text.clone() });
+        }
+        Ok(BeginOutcome::InFlight(record)) => {
+            log(Outcome::InFlight);
+            return Err(IdempotencyError::AlreadyInProgress {
+                key: key_text.clone(),
+                retry_after_secs: retry_after_secs(&record, settings.clock.now_millis()),
+            });
+        }
+        Ok(BeginOutcome::Started { lease, .. }) => lease,
+    };
+
+    match AssertUnwindSafe(inner.call(event)).catch_unwind().await {
+        Ok(Ok(output)) => {
+            match serde_json::to_vec(&output) {
+                Ok(bytes) => log(complete(&*settings.store, &lease, &bytes).await),
+                Err(e) => {
+                    // An output that cannot be stored cannot be replayed: let a retry run.
+                    tracing::error!(error = %e, "the handler's output cannot be serialised; the record is marked errored");
+                    fail(&*settings.store, &lease).await;
+                    log(Outcome::Errored);
+                }
+            }
+            Ok(output)
+        }
+        Ok(Err(e)) => {
+            fail(&*settings.store, &lease).await;
+            log(Outcome::Errored);
+            Err(IdempotencyError::Handler(e))
+        }
+        Err(panic) => {
+            fail(&*settings.store, &lease).await;
+            log(Outcome::Errored);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
