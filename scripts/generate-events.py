@@ -59,6 +59,31 @@ def event(route_key, path, body, key=None, sub=ALICE, request_id="req", path_par
     return e
 
 
+def sqs_message(message_id, body, receive_count=1):
+    body = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"rh-{message_id}-{receive_count}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1795852800000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1795852800100",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:payments",
+        "awsRegion": "eu-west-1",
+    }
+
+
+def payment_body(payment_id, order_id, amount_cents, currency="EUR"):
+    return {"paymentId": payment_id, "orderId": order_id, "amountCents": amount_cents,
+            "currency": currency}
+
+
 def scenarios(name, route_key, path, body, conflicting_body, key, path_parameters=None):
     common = dict(path_parameters=path_parameters)
     return {
@@ -113,6 +138,25 @@ def main():
         "GET /orders/{orderId}", f"/orders/{SEED_ORDER_ID}", "", key=None, request_id="get-order-1",
         path_parameters={"orderId": SEED_ORDER_ID})
     out["get-order"]["body"] = None
+
+    # SQS payments: a batch where the producer sent pay-001 twice (two message ids),
+    # the same batch redelivered whole (the function timed out after processing it),
+    # and a batch with failures: a poison body, a negative amount, pay-001 reused
+    # with another amount, next to a good message.
+    first = [
+        sqs_message("3b9c1f3e-0001-4a51-9d0e-000000000001", payment_body("pay-001", "ord-A", 1000)),
+        sqs_message("3b9c1f3e-0002-4a51-9d0e-000000000002", payment_body("pay-002", "ord-A", 250)),
+        sqs_message("3b9c1f3e-0003-4a51-9d0e-000000000003", payment_body("pay-001", "ord-A", 1000)),
+    ]
+    out["sqs-payments.batch"] = {"Records": first}
+    out["sqs-payments.redelivered"] = {
+        "Records": [sqs_message(m["messageId"], m["body"], receive_count=2) for m in first]}
+    out["sqs-payments.with-failures"] = {"Records": [
+        sqs_message("3b9c1f3e-0004-4a51-9d0e-000000000004", payment_body("pay-003", "ord-B", 700)),
+        sqs_message("3b9c1f3e-0005-4a51-9d0e-000000000005", "{not json"),
+        sqs_message("3b9c1f3e-0006-4a51-9d0e-000000000006", payment_body("pay-004", "ord-B", -5)),
+        sqs_message("3b9c1f3e-0007-4a51-9d0e-000000000007", payment_body("pay-001", "ord-A", 9999)),
+    ]}
 
     EVENTS.mkdir(exist_ok=True)
     for name, e in sorted(out.items()):

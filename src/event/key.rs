@@ -10,6 +10,9 @@ use crate::canonical_json::canonicalize;
 use crate::fingerprint::Fingerprint;
 use crate::key::IdempotencyKey;
 
+/// A function reading a value (a key, an actor) from an event payload as JSON.
+pub type PayloadFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+
 /// Derives a key from an event payload (as JSON).
 #[derive(Clone)]
 pub enum KeySource {
@@ -17,7 +20,7 @@ pub enum KeySource {
     /// `/detail/paymentId`; every one must resolve to a non-null value.
     Pointers(Vec<String>),
     /// A function of the payload; `None` or an empty string means "no key".
-    Custom(Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>),
+    Custom(PayloadFn),
 }
 
 impl fmt::Debug for KeySource {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tower::Layer;
 
-use super::key::KeySource;
+use super::key::{KeySource, PayloadFn};
 use super::service::EventIdempotency;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{ConfigError, IdempotencyConfig};
@@ -26,7 +26,7 @@ pub(crate) struct EventSettings {
     pub(crate) name: String,
     pub(crate) key: KeySource,
     pub(crate) payload: Option<Vec<String>>,
-    pub(crate) actor: Option<Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>>,
+    pub(crate) actor: Option<PayloadFn>,
     pub(crate) missing_key: MissingKey,
 }
 
@@ -87,7 +87,7 @@ pub struct EventIdempotencyLayerBuilder {
     name: Option<String>,
     key: Option<KeySource>,
     payload: Option<Vec<String>>,
-    actor: Option<Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>>,
+    actor: Option<PayloadFn>,
     missing_key: MissingKey,
 }
 

@@ -52,6 +52,6 @@ mod layer;
 mod service;
 
 pub use error::IdempotencyError;
-pub use key::KeySource;
+pub use key::{KeySource, PayloadFn};
 pub use layer::{EventIdempotencyLayer, EventIdempotencyLayerBuilder};
 pub use service::EventIdempotency;

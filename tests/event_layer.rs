@@ -1,0 +1,385 @@
+//! The generic (lambda_runtime) layer on the in-memory store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
+use lambda_idempotency::clock::{Clock, ManualClock};
+use lambda_idempotency::config::{ConfigError, IdempotencyConfig};
+use lambda_idempotency::event::{EventIdempotencyLayer, EventIdempotencyLayerBuilder, IdempotencyError};
+use lambda_idempotency::http::MissingKey;
+use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::record::Status;
+use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
+use lambda_idempotency::store::{MemoryStore, Store};
+use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, service_fn};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tower::{Layer, Service, ServiceExt};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn setup() -> (ManualClock, MemoryStore) {
+    let clock = ManualClock::new(T0);
+    (clock.clone(), MemoryStore::with_clock(clock))
+}
+
+fn builder(clock: &ManualClock, store: &MemoryStore) -> EventIdempotencyLayerBuilder {
+    EventIdempotencyLayer::builder(store.clone())
+        .clock(clock.clone())
+        .name("payments")
+        .key_pointer("/paymentId")
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn event_with_deadline(payload: Value, deadline_ms: i64) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.deadline = deadline_ms as u64;
+    LambdaEvent::new(payload, context)
+}
+
+/// A handler that counts its runs and answers `{"run": n, "amount": ...}`.
+fn counting(
+    runs: &Arc<AtomicUsize>,
+) -> impl Service<LambdaEvent<Value>, Response = Value, Error = Error, Future: Send> + Clone + Send + 'static {
+    let runs = Arc::clone(runs);
+    service_fn(move |e: LambdaEvent<Value>| {
+        let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<_, Error>(json!({"run": run, "amount": e.payload["amount"]})) }
+    })
+}
+
+fn pk(key: &str) -> String {
+    Scope::new("payments", ANONYMOUS_ACTOR, IdempotencyKey::parse(key).unwrap())
+        .partition_key()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn same_event_twice_runs_once_and_replays_the_output() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    let payload = json!({"paymentId": "p-1", "amount": 250});
+    let first = service.clone().oneshot(event(payload.clone())).await.unwrap();
+    let again = service.oneshot(event(payload)).await.unwrap();
+    assert_eq!(first, json!({"run": 1, "amount": 250}));
+    assert_eq!(again, first);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let record = store.get(&pk("p-1")).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.response.as_deref(), Some(&br#"{"amount":250,"run":1}"#[..]));
+}
+
+#[tokio::test]
+async fn a_different_payload_under_the_same_key_is_a_mismatch() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    service.clone().oneshot(event(json!({"paymentId": "p-2", "amount": 1}))).await.unwrap();
+    let err = service
+        .oneshot(event(json!({"paymentId": "p-2", "amount": 1000})))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, IdempotencyError::KeyMismatch { key } if key == "p-2"), "{err}");
+    let diagnostic: Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "Idempotency.KeyMismatch");
+    assert!(diagnostic.error_message.contains("different payload"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn payload_pointers_ignore_fields_that_differ_between_deliveries() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store)
+        .payload_pointers(["/paymentId", "/amount"])
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let a = json!({"paymentId": "p-3", "amount": 5, "sentAt": "2026-11-28T08:00:00Z"});
+    let b = json!({"paymentId": "p-3", "amount": 5, "sentAt": "2026-11-28T08:00:07Z"});
+    let first = service.clone().oneshot(event(a)).await.unwrap();
+    assert_eq!(service.clone().oneshot(event(b)).await.unwrap(), first);
+    let c = json!({"paymentId": "p-3", "amount": 6, "sentAt": "2026-11-28T08:00:00Z"});
+    assert!(matches!(service.oneshot(event(c)).await, Err(IdempotencyError::KeyMismatch { .. })));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_in_flight_is_already_in_progress_until_its_deadline() {
+    let (clock, store) = setup();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let (r, s) = (Arc::clone(&release), Arc::clone(&started));
+    let slow = service_fn(move |_e: LambdaEvent<Value>| {
+        let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+        async move {
+            s.notify_one();
+            r.notified().await;
+            Ok::<_, Error>(json!("done"))
+        }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(slow);
+    let payload = json!({"paymentId": "p-4", "amount": 1});
+    let first = tokio::spawn(service.clone().oneshot(event_with_deadline(payload.clone(), T0 + 7_500)));
+    started.notified().await;
+
+    let err = service.clone().oneshot(event(payload.clone())).await.unwrap_err();
+    assert!(
+        matches!(err, IdempotencyError::AlreadyInProgress { retry_after_secs: 8, .. }),
+        "{err}"
+    );
+    let diagnostic: Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "Idempotency.AlreadyInProgress");
+
+    // The lease is the first invocation's deadline, not the 15 minute maximum.
+    let record = store.get(&pk("p-4")).await.unwrap().unwrap();
+    assert_eq!(record.lease_expires_at_ms, T0 + 7_500);
+    clock.advance(Duration::from_millis(7_000));
+    assert!(matches!(
+        service.clone().oneshot(event(payload.clone())).await,
+        Err(IdempotencyError::AlreadyInProgress { retry_after_secs: 1, .. })
+    ));
+
+    release.notify_one();
+    assert_eq!(first.await.unwrap().unwrap(), json!("done"));
+    assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!("done"));
+}
+
+#[tokio::test]
+async fn an_unknown_or_past_deadline_gives_the_max_lease() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let config = IdempotencyConfig::builder().max_lease(Duration::from_secs(40)).build().unwrap();
+    let service = builder(&clock, &store).config(config).build().unwrap().layer(counting(&runs));
+    service.clone().oneshot(event(json!({"paymentId": "p-5"}))).await.unwrap();
+    service.oneshot(event_with_deadline(json!({"paymentId": "p-6"}), T0 - 1)).await.unwrap();
+    for key in ["p-5", "p-6"] {
+        assert_eq!(store.get(&pk(key)).await.unwrap().unwrap().lease_expires_at_ms, T0 + 40_000);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Empty {}
+
+async fn falsy_output_replays<O>(output: O, key: &str)
+where
+    O: Serialize + serde::de::DeserializeOwned + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let out = output.clone();
+    let handler = service_fn(move |_e: LambdaEvent<Value>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let out = out.clone();
+        async move { Ok::<_, Error>(out) }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(handler);
+    let payload = json!({"paymentId": key});
+    assert_eq!(service.clone().oneshot(event(payload.clone())).await.unwrap(), output);
+    assert_eq!(service.oneshot(event(payload)).await.unwrap(), output);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "{key}: the falsy output was replayed, not re-run");
+}
+
+#[tokio::test]
+async fn falsy_outputs_are_stored_and_replayed() {
+    falsy_output_replays(0_u32, "zero").await;
+    falsy_output_replays(false, "false").await;
+    falsy_output_replays(Empty {}, "empty-object").await;
+    falsy_output_replays(json!({}), "empty-json-object").await;
+    falsy_output_replays(Value::Null, "null").await;
+    falsy_output_replays(Option::<u8>::None, "none").await;
+    falsy_output_replays((), "unit").await;
+    falsy_output_replays(String::new(), "empty-string").await;
+    falsy_output_replays(Vec::<u8>::new(), "empty-list").await;
+}
+
+#[tokio::test]
+async fn a_missing_key_is_an_error_or_passes_through() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let strict = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    for payload in [json!({"amount": 1}), json!({"paymentId": null}), json!({"paymentId": ""})] {
+        let err = strict.clone().oneshot(event(payload)).await.unwrap_err();
+        assert!(matches!(err, IdempotencyError::MissingKey { .. }), "{err}");
+        let diagnostic: Diagnostic = err.into();
+        assert_eq!(diagnostic.error_type, "Idempotency.MissingKey");
+        assert!(diagnostic.error_message.contains("/paymentId"));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let lenient = builder(&clock, &store)
+        .missing_key(MissingKey::PassThrough)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    lenient.clone().oneshot(event(json!({"amount": 1}))).await.unwrap();
+    lenient.oneshot(event(json!({"amount": 1}))).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn a_handler_error_passes_through_and_a_retry_runs_again() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let handler = service_fn(move |_e: LambdaEvent<Value>| {
+        let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if run == 1 {
+                Err::<Value, Error>("ledger unavailable".into())
+            } else {
+                Ok(json!({"applied": true}))
+            }
+        }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(handler);
+    let payload = json!({"paymentId": "p-7"});
+    let err = service.clone().oneshot(event(payload.clone())).await.unwrap_err();
+    assert_eq!(err.error_type(), None);
+    let diagnostic: Diagnostic = err.into();
+    assert_eq!(diagnostic.error_message, "ledger unavailable", "the handler's own error");
+    assert_eq!(store.get(&pk("p-7")).await.unwrap().unwrap().status, Status::Errored);
+    assert_eq!(service.clone().oneshot(event(payload.clone())).await.unwrap(), json!({"applied": true}));
+    assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!({"applied": true}));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_handler_panic_propagates_and_a_retry_runs_again() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let handler = service_fn(move |_e: LambdaEvent<Value>| {
+        let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            assert!(run > 1, "first attempt panics");
+            Ok::<_, Error>(json!(run))
+        }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(handler);
+    let payload = json!({"paymentId": "p-8"});
+    let caught = std::panic::AssertUnwindSafe(service.clone().oneshot(event(payload.clone())))
+        .catch_unwind()
+        .await;
+    assert!(caught.is_err());
+    assert_eq!(store.get(&pk("p-8")).await.unwrap().unwrap().status, Status::Errored);
+    assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!(2));
+}
+
+#[tokio::test]
+async fn an_expired_record_runs_the_handler_again() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    let payload = json!({"paymentId": "p-9", "amount": 3});
+    service.clone().oneshot(event(payload.clone())).await.unwrap();
+    clock.advance(Duration::from_secs(24 * 3600 + 1));
+    assert_eq!(service.oneshot(event(payload)).await.unwrap()["run"], 2);
+}
+
+#[tokio::test]
+async fn keys_from_several_pointers_or_a_function() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let by_two = builder(&clock, &store)
+        .key_pointers(["/detail/orderId", "/detail/attempt"])
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let first = json!({"detail": {"orderId": "o-1", "attempt": 1}});
+    let second = json!({"detail": {"orderId": "o-1", "attempt": 2}});
+    by_two.clone().oneshot(event(first.clone())).await.unwrap();
+    by_two.clone().oneshot(event(second)).await.unwrap();
+    by_two.oneshot(event(first)).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "two keys, one replay");
+
+    let by_fn = builder(&clock, &store)
+        .key_fn(|p: &Value| p["id"].as_str().map(|id| format!("custom-{id}")))
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    by_fn.clone().oneshot(event(json!({"id": "x"}))).await.unwrap();
+    by_fn.oneshot(event(json!({"id": "x"}))).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    assert!(store.get(&pk("custom-x")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn actors_scope_keys() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store)
+        .actor_fn(|p: &Value| p["tenant"].as_str().map(str::to_owned))
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let a = service.clone().oneshot(event(json!({"paymentId": "same", "tenant": "acme"}))).await.unwrap();
+    let b = service.oneshot(event(json!({"paymentId": "same", "tenant": "globex"}))).await.unwrap();
+    assert_ne!(a, b, "each tenant has its own record");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_output_is_a_typed_error_and_nothing_reruns() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let typed = {
+        let runs = Arc::clone(&runs);
+        service_fn(move |_e: LambdaEvent<Value>| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<u64, Error>(7) }
+        })
+    };
+    let service = builder(&clock, &store).build().unwrap().layer(typed);
+    let payload = json!({"paymentId": "p-10"});
+    service.clone().oneshot(event(payload.clone())).await.unwrap();
+    let mut record = store.get_raw(&pk("p-10")).unwrap();
+    record.response = Some(b"\"seven\"".to_vec());
+    store.insert_raw(record);
+    let err = service.oneshot(event(payload)).await.unwrap_err();
+    assert!(matches!(err, IdempotencyError::StoredResponseUnreadable { .. }), "{err}");
+    assert_eq!(Diagnostic::from(err).error_type, "Idempotency.StoredResponseUnreadable");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn building_needs_a_key_source_and_valid_pointers() {
+    let store = MemoryStore::new();
+    assert_eq!(
+        EventIdempotencyLayer::builder(store.clone()).build().unwrap_err(),
+        ConfigError::MissingKeySource
+    );
+    assert_eq!(
+        EventIdempotencyLayer::builder(store.clone())
+            .key_pointer("orderId")
+            .build()
+            .unwrap_err(),
+        ConfigError::InvalidJsonPointer { pointer: "orderId".into() }
+    );
+    assert!(matches!(
+        EventIdempotencyLayer::builder(store)
+            .key_pointer("/orderId")
+            .payload_pointers(["amount"])
+            .build()
+            .unwrap_err(),
+        ConfigError::InvalidJsonPointer { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_clock_is_the_one_given() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    service.oneshot(event(json!({"paymentId": "p-11"}))).await.unwrap();
+    let record = store.get(&pk("p-11")).await.unwrap().unwrap();
+    assert_eq!(record.created_at_ms, clock.now_millis());
+    assert_eq!(record.expires_at, (T0 + 24 * 3600 * 1000) / 1000);
+}
