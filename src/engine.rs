@@ -84,3 +84,59 @@ pub(crate) fn retry_after_secs(record: &Record, now_ms: i64) -> u64 {
         .unwrap_or(1)
         .max(1)
 }
+
+/// What one request reports when it ends: one structured log line and its metrics.
+pub(crate) struct Report<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) actor: &'a str,
+    pub(crate) started: std::time::Instant,
+    pub(crate) lookup_ms: Option<f64>,
+    pub(crate) record_size: Option<usize>,
+    pub(crate) http_status: Option<u16>,
+}
+
+impl Report<'_> {
+    /// Logs the request (conflicts, lease losses and store errors at WARN; never the
+    /// body, and the actor only as a hash) and records its metrics.
+    pub(crate) fn finish(&self, outcome: Outcome, record_status: Option<crate::record::Status>) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let actor_hash = actor_hash(self.actor);
+        let record_status = record_status.map_or("NONE", crate::record::Status::as_str);
+        let lookup_ms = self.lookup_ms.unwrap_or(0.0);
+        let http_status = self.http_status.unwrap_or(0);
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    idempotency_key = %self.key,
+                    route = %self.route,
+                    service = %self.service,
+                    actor_hash = %actor_hash,
+                    outcome = outcome.as_str(),
+                    record_status,
+                    http_status,
+                    duration_ms,
+                    lookup_ms,
+                    "idempotent request"
+                )
+            };
+        }
+        match outcome {
+            Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => line!(warn),
+            _ => line!(info),
+        }
+        crate::metrics::record(self.service, self.route, outcome, self.lookup_ms, self.record_size);
+    }
+}
+
+/// The first 16 hex digits of the actor's SHA-256: enough to correlate one caller's
+/// requests in logs without writing the principal itself.
+pub(crate) fn actor_hash(actor: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(actor.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -30,6 +30,7 @@ pub mod event;
 pub mod fingerprint;
 pub mod http;
 pub mod key;
+pub mod metrics;
 pub mod record;
 pub mod scope;
 pub mod store;

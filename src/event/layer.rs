@@ -28,6 +28,7 @@ pub(crate) struct EventSettings {
     pub(crate) payload: Option<Vec<String>>,
     pub(crate) actor: Option<PayloadFn>,
     pub(crate) missing_key: MissingKey,
+    pub(crate) service: String,
 }
 
 impl fmt::Debug for EventIdempotencyLayer {
@@ -61,6 +62,7 @@ impl EventIdempotencyLayer {
             payload: None,
             actor: None,
             missing_key: MissingKey::Reject,
+            service: None,
         }
     }
 
@@ -89,9 +91,17 @@ pub struct EventIdempotencyLayerBuilder {
     payload: Option<Vec<String>>,
     actor: Option<PayloadFn>,
     missing_key: MissingKey,
+    service: Option<String>,
 }
 
 impl EventIdempotencyLayerBuilder {
+    /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
+    /// The `route` label is the scope [`name`](Self::name).
+    pub fn service_name(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
     /// The key is the value at this JSON pointer, e.g. `/orderId`.
     pub fn key_pointer(self, pointer: impl Into<String>) -> Self {
         self.key_pointers([pointer])
@@ -189,6 +199,7 @@ impl EventIdempotencyLayerBuilder {
                 payload: self.payload,
                 actor: self.actor,
                 missing_key: self.missing_key,
+                service: self.service.unwrap_or_else(crate::metrics::service_name),
             }),
         })
     }

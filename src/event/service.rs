@@ -15,7 +15,8 @@ use super::error::IdempotencyError;
 use super::key::fingerprint_for;
 use super::layer::{EventIdempotencyLayer, EventSettings};
 use crate::clock::Clock;
-use crate::engine::{Outcome, complete, fail, retry_after_secs};
+use crate::engine::{Outcome, Report, complete, fail, retry_after_secs};
+use crate::record::Status;
 use crate::http::MissingKey;
 use crate::scope::{ANONYMOUS_ACTOR, Scope};
 use crate::store::{BeginOutcome, BeginRequest};
@@ -102,7 +103,7 @@ where
             return match settings.missing_key {
                 MissingKey::PassThrough => inner.call(event).await.map_err(IdempotencyError::Handler),
                 MissingKey::Reject => {
-                    tracing::warn!(name = %settings.name, outcome = Outcome::Rejected.as_str(), detail = %no_key.0, "event has no idempotency key");
+                    tracing::warn!(route = %settings.name, outcome = Outcome::Rejected.as_str(), detail = %no_key.0, "event has no idempotency key");
                     Err(IdempotencyError::MissingKey { detail: no_key.0 })
                 }
             };
@@ -124,37 +125,39 @@ where
         expiry: settings.config.expiry(),
     };
     drop(payload);
-    let log = |outcome: Outcome| {
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => tracing::warn!(
-                idempotency_key = %key_text, name = %settings.name, outcome = outcome.as_str(), duration_ms, "idempotent event"
-            ),
-            _ => tracing::info!(
-                idempotency_key = %key_text, name = %settings.name, outcome = outcome.as_str(), duration_ms, "idempotent event"
-            ),
-        }
+    let mut report = Report {
+        service: &settings.service,
+        route: &settings.name,
+        key: &key_text,
+        actor: begin.scope.actor(),
+        started,
+        lookup_ms: None,
+        record_size: None,
+        http_status: None,
     };
 
-    let lease = match settings.store.begin(&begin).await {
+    let lookup_started = Instant::now();
+    let lookup = settings.store.begin(&begin).await;
+    report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
+    let lease = match lookup {
         Err(e) => {
-            log(Outcome::StoreError);
+            report.finish(Outcome::StoreError, None);
             return Err(IdempotencyError::StoreUnavailable(e));
         }
         Ok(BeginOutcome::Replay(record)) => {
-            log(Outcome::Replayed);
+            report.finish(Outcome::Replayed, Some(record.status));
             let bytes = record.response.unwrap_or_default();
             return serde_json::from_slice(&bytes).map_err(|e| IdempotencyError::StoredResponseUnreadable {
                 key: key_text.clone(),
                 reason: e.to_string(),
             });
         }
-        Ok(BeginOutcome::Mismatch(_)) => {
-            log(Outcome::Conflict);
+        Ok(BeginOutcome::Mismatch(record)) => {
+            report.finish(Outcome::Conflict, Some(record.status));
             return Err(IdempotencyError::KeyMismatch { key: key_text.clone() });
         }
         Ok(BeginOutcome::InFlight(record)) => {
-            log(Outcome::InFlight);
+            report.finish(Outcome::InFlight, Some(record.status));
             return Err(IdempotencyError::AlreadyInProgress {
                 key: key_text.clone(),
                 retry_after_secs: retry_after_secs(&record, settings.clock.now_millis()),
@@ -166,24 +169,35 @@ where
     match AssertUnwindSafe(inner.call(event)).catch_unwind().await {
         Ok(Ok(output)) => {
             match serde_json::to_vec(&output) {
-                Ok(bytes) => log(complete(&*settings.store, &lease, &bytes).await),
+                Ok(bytes) => {
+                    let outcome = complete(&*settings.store, &lease, &bytes).await;
+                    let record = match outcome {
+                        Outcome::Executed => {
+                            report.record_size = Some(bytes.len());
+                            Some(Status::Completed)
+                        }
+                        Outcome::LeaseLost => None,
+                        _ => Some(Status::Pending),
+                    };
+                    report.finish(outcome, record);
+                }
                 Err(e) => {
                     // An output that cannot be stored cannot be replayed: let a retry run.
                     tracing::error!(error = %e, "the handler's output cannot be serialised; the record is marked errored");
                     fail(&*settings.store, &lease).await;
-                    log(Outcome::Errored);
+                    report.finish(Outcome::Errored, Some(Status::Errored));
                 }
             }
             Ok(output)
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;
-            log(Outcome::Errored);
+            report.finish(Outcome::Errored, Some(Status::Errored));
             Err(IdempotencyError::Handler(e))
         }
         Err(panic) => {
             fail(&*settings.store, &lease).await;
-            log(Outcome::Errored);
+            report.finish(Outcome::Errored, Some(Status::Errored));
             std::panic::resume_unwind(panic)
         }
     }

@@ -112,6 +112,7 @@ pub(crate) struct Settings {
     pub(crate) actor: Arc<dyn ExtractActor>,
     pub(crate) policy: Arc<dyn ResponsePolicy>,
     pub(crate) store_retry_after: u64,
+    pub(crate) service: String,
 }
 
 impl Settings {
@@ -167,6 +168,7 @@ impl IdempotencyLayer {
                 .collect(),
             actor: Arc::new(DefaultActor),
             policy: Arc::new(DefaultResponsePolicy),
+            service: None,
         }
     }
 
@@ -197,9 +199,16 @@ pub struct IdempotencyLayerBuilder {
     replay_headers: HashSet<HeaderName>,
     actor: Arc<dyn ExtractActor>,
     policy: Arc<dyn ResponsePolicy>,
+    service: Option<String>,
 }
 
 impl IdempotencyLayerBuilder {
+    /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
+    pub fn service_name(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
     /// Expiry and lease settings (default [`IdempotencyConfig::default`]).
     pub fn config(mut self, config: IdempotencyConfig) -> Self {
         self.config = config;
@@ -283,6 +292,7 @@ impl IdempotencyLayerBuilder {
                 actor: self.actor,
                 policy: self.policy,
                 store_retry_after: 1,
+                service: self.service.unwrap_or_else(crate::metrics::service_name),
             }),
         })
     }

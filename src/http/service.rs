@@ -16,7 +16,8 @@ use super::problem::{ProblemKind, problem_response};
 use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
 use super::stored::StoredResponse;
 use crate::clock::Clock;
-use crate::engine::{Outcome, complete, fail, retry_after_secs};
+use crate::engine::{Outcome, Report, complete, fail, retry_after_secs};
+use crate::record::Status;
 use crate::key::IdempotencyKey;
 use crate::scope::Scope;
 use crate::store::{BeginOutcome, BeginRequest};
@@ -107,6 +108,7 @@ where
             MissingKey::PassThrough => return Ok(inner.call(request).await?.into_response().await),
             MissingKey::Reject => {
                 return Ok(reject(
+                    &route,
                     ProblemKind::MissingKey,
                     "This route requires an Idempotency-Key header (a UUID or a slug of letters, digits, '-' and '_', at most 255 characters).",
                     None,
@@ -115,6 +117,7 @@ where
         },
         KeyHeader::Repeated => {
             return Ok(reject(
+                &route,
                 ProblemKind::MalformedKey,
                 "Send exactly one Idempotency-Key header.",
                 None,
@@ -122,7 +125,7 @@ where
         }
         KeyHeader::One(bytes) => match IdempotencyKey::parse_bytes(bytes) {
             Ok(key) => key,
-            Err(e) => return Ok(reject(ProblemKind::MalformedKey, &e.to_string(), None)),
+            Err(e) => return Ok(reject(&route, ProblemKind::MalformedKey, &e.to_string(), None)),
         },
     };
 
@@ -140,21 +143,24 @@ where
         expiry,
     };
     let key = begin.scope.key().as_str().to_owned();
-    let log = |outcome: Outcome, status: StatusCode| {
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => tracing::warn!(
-                idempotency_key = %key, route = %route, outcome = outcome.as_str(),
-                status = status.as_u16(), duration_ms, "idempotent request"
-            ),
-            _ => tracing::info!(
-                idempotency_key = %key, route = %route, outcome = outcome.as_str(),
-                status = status.as_u16(), duration_ms, "idempotent request"
-            ),
-        }
+    let mut report = Report {
+        service: &settings.service,
+        route: &route,
+        key: &key,
+        actor: begin.scope.actor(),
+        started,
+        lookup_ms: None,
+        record_size: None,
+        http_status: None,
+    };
+    let log = |report: &mut Report<'_>, outcome: Outcome, status: StatusCode, record: Option<Status>| {
+        report.http_status = Some(status.as_u16());
+        report.finish(outcome, record);
     };
 
+    let lookup_started = Instant::now();
     let lookup = settings.store.begin(&begin).await;
+    report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
     let (lease, _replaced) = match lookup {
         Err(e) => {
             tracing::error!(error = %e, "idempotency store unavailable before the handler");
@@ -165,7 +171,7 @@ where
                 Some(&key),
                 Some(settings.store_retry_after),
             );
-            log(Outcome::StoreError, response.status());
+            log(&mut report, Outcome::StoreError, response.status(), None);
             return Ok(response);
         }
         Ok(BeginOutcome::Replay(record)) => {
@@ -188,10 +194,10 @@ where
                     )
                 }
             };
-            log(Outcome::Replayed, response.status());
+            log(&mut report, Outcome::Replayed, response.status(), Some(record.status));
             return Ok(response);
         }
-        Ok(BeginOutcome::Mismatch(_)) => {
+        Ok(BeginOutcome::Mismatch(record)) => {
             let status = match settings.profile {
                 Profile::Default => StatusCode::CONFLICT,
                 Profile::IetfDraft => StatusCode::UNPROCESSABLE_ENTITY,
@@ -203,7 +209,7 @@ where
                 Some(&key),
                 None,
             );
-            log(Outcome::Conflict, status);
+            log(&mut report, Outcome::Conflict, status, Some(record.status));
             return Ok(response);
         }
         Ok(BeginOutcome::InFlight(record)) => {
@@ -215,7 +221,7 @@ where
                 Some(&key),
                 Some(retry_after),
             );
-            log(Outcome::InFlight, response.status());
+            log(&mut report, Outcome::InFlight, response.status(), Some(record.status));
             return Ok(response);
         }
         Ok(BeginOutcome::Started { lease, replaced }) => (lease, replaced),
@@ -230,29 +236,40 @@ where
             let status = response.status();
             if settings.policy.is_final(status) {
                 let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
-                let outcome = complete(&*settings.store, &lease, &stored.encode()).await;
-                log(outcome, status);
+                let bytes = stored.encode();
+                let outcome = complete(&*settings.store, &lease, &bytes).await;
+                let record = match outcome {
+                    Outcome::Executed => {
+                        report.record_size = Some(bytes.len());
+                        Some(Status::Completed)
+                    }
+                    Outcome::LeaseLost => None,
+                    _ => Some(Status::Pending),
+                };
+                log(&mut report, outcome, status, record);
             } else {
                 fail(&*settings.store, &lease).await;
-                log(Outcome::Errored, status);
+                log(&mut report, Outcome::Errored, status, Some(Status::Errored));
             }
             Ok(response)
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;
-            log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
+            log(&mut report, Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR, Some(Status::Errored));
             Err(e)
         }
         Err(panic) => {
             fail(&*settings.store, &lease).await;
-            log(Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR);
+            log(&mut report, Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR, Some(Status::Errored));
             std::panic::resume_unwind(panic)
         }
     }
 }
 
-fn reject(kind: ProblemKind, detail: &str, key: Option<&str>) -> Response<Body> {
+fn reject(route: &str, kind: ProblemKind, detail: &str, key: Option<&str>) -> Response<Body> {
     tracing::info!(
+        route = %route,
+        detail,
         outcome = Outcome::Rejected.as_str(),
         problem = kind.type_uri(),
         "idempotency key refused"

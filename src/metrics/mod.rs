@@ -1,0 +1,99 @@
+//! What the layers measure, through the `metrics` facade, and an EMF exporter.
+//!
+//! Every idempotent request records, with the labels `service` (the function name,
+//! or what [`service_name`] says) and `route`:
+//!
+//! | metric | unit | meaning |
+//! |---|---|---|
+//! | `idempotency.execution.count` | Count | the handler ran and its response was stored |
+//! | `idempotency.replay.count` | Count | a stored response was returned; the handler did not run |
+//! | `idempotency.conflict.count` | Count | the key was reused with a different request (409/422, `KeyMismatch`) |
+//! | `idempotency.inflight.gauge` | Count | on every request: 1 when the key was found in flight (a duplicate met its original still running), else 0. Sum = duplicates that met a running original; Average = their share of requests |
+//! | `idempotency.errored.count` | Count | the handler failed (error, panic, retryable status); the record is `ERRORED` so a retry runs again |
+//! | `idempotency.lease_lost.count` | Count | the handler finished after its lease was taken over; nothing was stored |
+//! | `idempotency.store_error.count` | Count | the store failed (before the handler: 503 / `StoreUnavailable`; after it: the response was not stored) |
+//! | `idempotency.lookup.latency` | Milliseconds | the begin call (the conditional write that decides execute / replay / conflict) |
+//! | `idempotency.record.size` | Bytes | the stored response's size, on completion |
+//!
+//! Requests refused before any lookup (missing or malformed key) record nothing here;
+//! they are logged. Install [`EmfRecorder`] with [`install`] to get CloudWatch EMF
+//! lines on standard output, or any other `metrics` recorder.
+
+use metrics::Unit;
+
+mod emf;
+
+pub use emf::{DEFAULT_NAMESPACE, ENV_NAMESPACE, EmfRecorder, EmfRecorderBuilder, flush_installed, install};
+
+use crate::engine::Outcome;
+
+/// Executions.
+pub const EXECUTION: &str = "idempotency.execution.count";
+/// Replays.
+pub const REPLAY: &str = "idempotency.replay.count";
+/// Conflicts.
+pub const CONFLICT: &str = "idempotency.conflict.count";
+/// In flight (see the module docs).
+pub const INFLIGHT: &str = "idempotency.inflight.gauge";
+/// Handler failures.
+pub const ERRORED: &str = "idempotency.errored.count";
+/// Lease losses.
+pub const LEASE_LOST: &str = "idempotency.lease_lost.count";
+/// Store errors.
+pub const STORE_ERROR: &str = "idempotency.store_error.count";
+/// Lookup latency.
+pub const LOOKUP_LATENCY: &str = "idempotency.lookup.latency";
+/// Stored record size.
+pub const RECORD_SIZE: &str = "idempotency.record.size";
+
+pub(crate) const UNITS: &[(&str, Unit)] = &[
+    (EXECUTION, Unit::Count),
+    (REPLAY, Unit::Count),
+    (CONFLICT, Unit::Count),
+    (INFLIGHT, Unit::Count),
+    (ERRORED, Unit::Count),
+    (LEASE_LOST, Unit::Count),
+    (STORE_ERROR, Unit::Count),
+    (LOOKUP_LATENCY, Unit::Milliseconds),
+    (RECORD_SIZE, Unit::Bytes),
+];
+
+/// The `service` label: `AWS_LAMBDA_FUNCTION_NAME`, else `lambda`.
+pub fn service_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "lambda".to_owned())
+}
+
+/// Records one request's metrics.
+pub(crate) fn record(
+    service: &str,
+    route: &str,
+    outcome: Outcome,
+    lookup_ms: Option<f64>,
+    record_size: Option<usize>,
+) {
+    let labels = [("service", service.to_owned()), ("route", route.to_owned())];
+    let count = |name: &'static str| metrics::counter!(name, &labels).increment(1);
+    match outcome {
+        Outcome::Executed => count(EXECUTION),
+        Outcome::Replayed => count(REPLAY),
+        Outcome::Conflict => count(CONFLICT),
+        Outcome::Errored => count(ERRORED),
+        Outcome::LeaseLost => count(LEASE_LOST),
+        Outcome::StoreError => count(STORE_ERROR),
+        Outcome::InFlight | Outcome::Rejected => {}
+    }
+    if outcome != Outcome::Rejected {
+        let in_flight = if outcome == Outcome::InFlight { 1.0 } else { 0.0 };
+        metrics::gauge!(INFLIGHT, &labels).set(in_flight);
+    }
+    if let Some(ms) = lookup_ms {
+        metrics::histogram!(LOOKUP_LATENCY, &labels).record(ms);
+    }
+    if let Some(size) = record_size {
+        metrics::histogram!(RECORD_SIZE, &labels).record(size as f64);
+    }
+    flush_installed();
+}

@@ -1,0 +1,307 @@
+//! EMF metrics and structured logs, captured from the HTTP and event layers.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use lambda_http::{Body, Request, Response, service_fn};
+use lambda_idempotency::clock::ManualClock;
+use lambda_idempotency::event::EventIdempotencyLayer;
+use lambda_idempotency::http::IdempotencyLayer;
+use lambda_idempotency::metrics::EmfRecorder;
+use lambda_idempotency::store::MemoryStore;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use tower::{Layer, ServiceExt};
+
+/// A writer tests can read back.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    fn take_lines(&self) -> Vec<Value> {
+        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+const EMF_UNITS: &[&str] = &[
+    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
+    "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
+    "Count/Second", "None",
+];
+
+/// Checks a document against the EMF specification and returns its metric names.
+fn check_emf(doc: &Value) -> Vec<String> {
+    let aws = &doc["_aws"];
+    assert!(aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000, "{doc}");
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1);
+    let directive = &directives[0];
+    assert!(!directive["Namespace"].as_str().unwrap().is_empty());
+    for set in directive["Dimensions"].as_array().unwrap() {
+        let set = set.as_array().unwrap();
+        assert!(set.len() <= 30);
+        for dim in set {
+            let name = dim.as_str().unwrap();
+            assert!(doc[name].is_string(), "dimension {name} must be a string member: {doc}");
+        }
+    }
+    let mut names = Vec::new();
+    for metric in directive["Metrics"].as_array().unwrap() {
+        let name = metric["Name"].as_str().unwrap();
+        let unit = metric["Unit"].as_str().unwrap();
+        assert!(EMF_UNITS.contains(&unit), "{unit}");
+        let value = &doc[name];
+        assert!(
+            value.is_number() || value.as_array().is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number)),
+            "{name} must be a number or up to 100 numbers: {doc}"
+        );
+        names.push(name.to_owned());
+    }
+    names
+}
+
+fn request(key: &str, body: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/orders")
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// Runs `f` on a current-thread runtime with the recorder and a JSON log subscriber
+/// installed for this thread; returns (EMF documents, log lines).
+fn capture<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> (Vec<Value>, Vec<Value>) {
+    let emf = Buf::default();
+    let logs = Buf::default();
+    let recorder = EmfRecorder::builder()
+        .namespace("Test/Idempotency")
+        .writer(emf.clone())
+        .build();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&recorder, || runtime.block_on(f()));
+    });
+    recorder.flush();
+    (emf.take_lines(), logs.take_lines())
+}
+
+fn http_layer(store: &MemoryStore) -> IdempotencyLayer {
+    IdempotencyLayer::builder(store.clone()).service_name("orders-api").build().unwrap()
+}
+
+async fn created(_req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(Response::builder().status(201).body(Body::from(r#"{"orderId":"o-1"}"#))?)
+}
+
+#[test]
+fn execution_replay_and_conflict_emit_emf_and_log_lines() {
+    let store = MemoryStore::new();
+    let (emf, logs) = capture(|| async {
+        let service = http_layer(&store).layer(service_fn(created));
+        let body = r#"{"card":"4111-SECRET-BODY"}"#;
+        service.clone().oneshot(request("k-1", body)).await.unwrap();
+        service.clone().oneshot(request("k-1", body)).await.unwrap();
+        service.oneshot(request("k-1", r#"{"card":"other"}"#)).await.unwrap();
+    });
+
+    // One document for the single (service, route) label set, accumulated over the
+    // three requests because nothing flushed in between (no recorder was installed).
+    assert_eq!(emf.len(), 1, "{emf:?}");
+    let doc = &emf[0];
+    let names = check_emf(doc);
+    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test/Idempotency");
+    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service", "route"]]));
+    assert_eq!(doc["service"], "orders-api");
+    assert_eq!(doc["route"], "POST /orders");
+    assert_eq!(doc["idempotency.execution.count"], 1);
+    assert_eq!(doc["idempotency.replay.count"], 1);
+    assert_eq!(doc["idempotency.conflict.count"], 1);
+    assert_eq!(doc["idempotency.inflight.gauge"], 0.0);
+    assert_eq!(doc["idempotency.lookup.latency"].as_array().unwrap().len(), 3);
+    assert!(doc["idempotency.record.size"].as_f64().unwrap() > 17.0);
+    for (name, unit) in [
+        ("idempotency.execution.count", "Count"),
+        ("idempotency.lookup.latency", "Milliseconds"),
+        ("idempotency.record.size", "Bytes"),
+    ] {
+        assert!(names.contains(&name.to_owned()));
+        let def = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Name"] == name)
+            .unwrap();
+        assert_eq!(def["Unit"], unit);
+    }
+
+    let requests: Vec<&Value> = logs.iter().filter(|l| l["fields"]["message"] == "idempotent request").collect();
+    let outcomes: Vec<&str> = requests.iter().map(|l| l["fields"]["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["executed", "replayed", "conflict"]);
+    for line in &requests {
+        let f = &line["fields"];
+        assert_eq!(f["idempotency_key"], "k-1");
+        assert_eq!(f["route"], "POST /orders");
+        assert_eq!(f["actor_hash"].as_str().unwrap().len(), 16);
+        assert!(f["duration_ms"].as_f64().is_some());
+        assert!(f["lookup_ms"].as_f64().is_some());
+    }
+    assert_eq!(requests[0]["level"], "INFO");
+    assert_eq!(requests[0]["fields"]["record_status"], "COMPLETED");
+    assert_eq!(requests[2]["level"], "WARN", "conflicts are always WARN");
+    assert_eq!(requests[2]["fields"]["http_status"], 409);
+    let all_logs = serde_json::to_string(&logs).unwrap();
+    assert!(!all_logs.contains("SECRET-BODY"), "bodies are never logged");
+    assert!(!all_logs.contains("\"anonymous\""), "the actor is only logged as a hash");
+}
+
+#[test]
+fn an_in_flight_duplicate_sets_the_gauge() {
+    let store = MemoryStore::new();
+    let (emf, logs) = capture(|| async {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let r = Arc::clone(&release);
+        let slow = service_fn(move |_req: Request| {
+            let r = Arc::clone(&r);
+            async move {
+                r.notified().await;
+                Ok::<_, lambda_http::Error>(Response::new(Body::from("done")))
+            }
+        });
+        let service = http_layer(&store).layer(slow);
+        let first = tokio::spawn(service.clone().oneshot(request("k-2", "{}")));
+        tokio::task::yield_now().await;
+        let dup = service.oneshot(request("k-2", "{}")).await.unwrap();
+        assert_eq!(dup.status(), 409);
+        release.notify_one();
+        first.await.unwrap().unwrap();
+    });
+    let doc = &emf[0];
+    check_emf(doc);
+    // The gauge holds the last value set: the first request (0) finished after the
+    // duplicate (1) here, so check the log for the in-flight answer and the gauge
+    // semantics separately below.
+    assert_eq!(doc["idempotency.execution.count"], 1);
+    assert!(doc.get("idempotency.replay.count").is_none());
+    let in_flight: Vec<&Value> = logs.iter().filter(|l| l["fields"]["outcome"] == "in_flight").collect();
+    assert_eq!(in_flight.len(), 1);
+    assert_eq!(in_flight[0]["fields"]["record_status"], "PENDING");
+    assert_eq!(in_flight[0]["fields"]["http_status"], 409);
+}
+
+#[test]
+fn the_in_flight_gauge_is_1_on_an_in_flight_answer() {
+    let store = MemoryStore::new();
+    let (emf, _) = capture(|| async {
+        let never = service_fn(|_req: Request| async {
+            std::future::pending::<()>().await;
+            Ok::<_, lambda_http::Error>(Response::new(Body::Empty))
+        });
+        let service = http_layer(&store).layer(never);
+        let _holder = tokio::spawn(service.clone().oneshot(request("k-3", "{}")));
+        tokio::task::yield_now().await;
+        assert_eq!(service.oneshot(request("k-3", "{}")).await.unwrap().status(), 409);
+    });
+    let doc = &emf[0];
+    check_emf(doc);
+    assert_eq!(doc["idempotency.inflight.gauge"], 1.0);
+    assert!(doc.get("idempotency.execution.count").is_none());
+}
+
+#[test]
+fn event_handlers_report_with_their_scope_name_as_route() {
+    let store = MemoryStore::with_clock(ManualClock::starting_now());
+    let (emf, logs) = capture(|| async {
+        let layer = EventIdempotencyLayer::builder(store.clone())
+            .key_pointer("/paymentId")
+            .name("payments")
+            .service_name("payments-consumer")
+            .build()
+            .unwrap();
+        let service = layer.layer(lambda_runtime::service_fn(|e: LambdaEvent<Value>| async move {
+            Ok::<_, lambda_runtime::Error>(e.payload["amount"].clone())
+        }));
+        let event = |amount: i64| LambdaEvent::new(json!({"paymentId": "p-1", "amount": amount}), Context::default());
+        service.clone().oneshot(event(5)).await.unwrap();
+        service.clone().oneshot(event(5)).await.unwrap();
+        assert!(service.oneshot(event(6)).await.is_err());
+    });
+    let doc = &emf[0];
+    check_emf(doc);
+    assert_eq!(doc["service"], "payments-consumer");
+    assert_eq!(doc["route"], "payments");
+    assert_eq!(doc["idempotency.execution.count"], 1);
+    assert_eq!(doc["idempotency.replay.count"], 1);
+    assert_eq!(doc["idempotency.conflict.count"], 1);
+    let outcomes: Vec<&str> = logs
+        .iter()
+        .filter(|l| l["fields"]["message"] == "idempotent request")
+        .map(|l| l["fields"]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["executed", "replayed", "conflict"]);
+}
+
+#[test]
+fn emf_documents_follow_the_dimension_sets_and_split_long_histograms() {
+    let out = Buf::default();
+    let recorder = EmfRecorder::builder()
+        .namespace("N")
+        .dimensions([vec!["service", "route"], vec!["service"]])
+        .writer(out.clone())
+        .build();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..250 {
+            metrics::histogram!("idempotency.lookup.latency", "service" => "s", "route" => "r", "tenant" => "t").record(f64::from(i));
+        }
+        metrics::counter!("idempotency.replay.count", "service" => "s").increment(2);
+    });
+    recorder.flush();
+    let docs = out.take_lines();
+    // (service, route, tenant) -> 3 documents of at most 100 values; (service) -> 1.
+    assert_eq!(docs.len(), 4);
+    let mut values = 0;
+    for doc in &docs {
+        check_emf(doc);
+        if doc["route"] == "r" {
+            assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service", "route"], ["service"]]));
+            assert_eq!(doc["tenant"], "t", "labels outside the dimension sets are properties");
+            values += doc["idempotency.lookup.latency"].as_array().map_or(1, Vec::len);
+        } else {
+            assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service"]]));
+            assert_eq!(doc["idempotency.replay.count"], 2);
+        }
+    }
+    assert_eq!(values, 250);
+    recorder.flush();
+    assert!(out.take_lines().is_empty(), "a flush starts over");
+}
