@@ -126,7 +126,13 @@ impl Report<'_> {
             Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => line!(warn),
             _ => line!(info),
         }
-        crate::metrics::record(self.service, self.route, outcome, self.lookup_ms, self.record_size);
+        crate::metrics::record(
+            self.service,
+            self.route,
+            outcome,
+            self.lookup_ms,
+            self.record_size,
+        );
     }
 }
 
@@ -139,4 +145,46 @@ pub(crate) fn actor_hash(actor: &str) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// First pause before asking the store again about an in-flight key.
+const WAIT_FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(25);
+/// Longest pause between two asks.
+const WAIT_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+/// Time kept back from the Lambda deadline to answer after waiting.
+const WAIT_DEADLINE_MARGIN_MS: i64 = 1_000;
+
+/// Begins, and if the key is in flight and `wait` is set, asks again with backoff
+/// until the original completes (replay), fails or lapses (begin), or the wait runs
+/// out: at most `wait`, and never past the invocation's deadline less a margin.
+pub(crate) async fn begin_waiting(
+    store: &dyn crate::store::Store,
+    begin: &crate::store::BeginRequest,
+    wait: Option<std::time::Duration>,
+    deadline_ms: i64,
+    clock: &dyn crate::clock::Clock,
+) -> crate::Result<crate::store::BeginOutcome> {
+    use crate::store::BeginOutcome;
+    let mut outcome = store.begin(begin).await?;
+    let Some(wait) = wait else {
+        return Ok(outcome);
+    };
+    let started = std::time::Instant::now();
+    let mut backoff = WAIT_FIRST_BACKOFF;
+    while let BeginOutcome::InFlight(_) = outcome {
+        let mut budget = wait.saturating_sub(started.elapsed());
+        if deadline_ms > 0 {
+            let left = deadline_ms - clock.now_millis() - WAIT_DEADLINE_MARGIN_MS;
+            budget = budget.min(std::time::Duration::from_millis(
+                u64::try_from(left).unwrap_or(0),
+            ));
+        }
+        if budget.is_zero() {
+            break;
+        }
+        tokio::time::sleep(backoff.min(budget)).await;
+        backoff = (backoff * 2).min(WAIT_MAX_BACKOFF);
+        outcome = store.begin(begin).await?;
+    }
+    Ok(outcome)
 }

@@ -29,6 +29,7 @@ pub(crate) struct EventSettings {
     pub(crate) actor: Option<PayloadFn>,
     pub(crate) missing_key: MissingKey,
     pub(crate) service: String,
+    pub(crate) wait_in_flight: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for EventIdempotencyLayer {
@@ -63,6 +64,7 @@ impl EventIdempotencyLayer {
             actor: None,
             missing_key: MissingKey::Reject,
             service: None,
+            wait_in_flight: None,
         }
     }
 
@@ -92,9 +94,18 @@ pub struct EventIdempotencyLayerBuilder {
     actor: Option<PayloadFn>,
     missing_key: MissingKey,
     service: Option<String>,
+    wait_in_flight: Option<std::time::Duration>,
 }
 
 impl EventIdempotencyLayerBuilder {
+    /// Instead of failing at once with `AlreadyInProgress`, wait up to `max` (and
+    /// never past the invocation's deadline less a second) for the other invocation
+    /// to finish, then return its output. Off by default.
+    pub fn wait_for_in_flight(mut self, max: std::time::Duration) -> Self {
+        self.wait_in_flight = Some(max);
+        self
+    }
+
     /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
     /// The `route` label is the scope [`name`](Self::name).
     pub fn service_name(mut self, service: impl Into<String>) -> Self {
@@ -144,7 +155,10 @@ impl EventIdempotencyLayerBuilder {
     }
 
     /// Scope keys per actor (e.g. a tenant id in the payload; default: none).
-    pub fn actor_fn(mut self, f: impl Fn(&Value) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn actor_fn(
+        mut self,
+        f: impl Fn(&Value) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.actor = Some(Arc::new(f));
         self
     }
@@ -178,7 +192,10 @@ impl EventIdempotencyLayerBuilder {
             }
             pointers.extend(p);
         }
-        if let Some(bad) = pointers.iter().find(|p| !p.is_empty() && !p.starts_with('/')) {
+        if let Some(bad) = pointers
+            .iter()
+            .find(|p| !p.is_empty() && !p.starts_with('/'))
+        {
             return Err(ConfigError::InvalidJsonPointer {
                 pointer: (*bad).clone(),
             });
@@ -200,6 +217,7 @@ impl EventIdempotencyLayerBuilder {
                 actor: self.actor,
                 missing_key: self.missing_key,
                 service: self.service.unwrap_or_else(crate::metrics::service_name),
+                wait_in_flight: self.wait_in_flight,
             }),
         })
     }

@@ -15,9 +15,9 @@ use super::error::IdempotencyError;
 use super::key::fingerprint_for;
 use super::layer::{EventIdempotencyLayer, EventSettings};
 use crate::clock::Clock;
-use crate::engine::{Outcome, Report, complete, fail, retry_after_secs};
-use crate::record::Status;
+use crate::engine::{Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
 use crate::http::MissingKey;
+use crate::record::Status;
 use crate::scope::{ANONYMOUS_ACTOR, Scope};
 use crate::store::{BeginOutcome, BeginRequest};
 
@@ -101,7 +101,9 @@ where
         Ok(key) => key,
         Err(no_key) => {
             return match settings.missing_key {
-                MissingKey::PassThrough => inner.call(event).await.map_err(IdempotencyError::Handler),
+                MissingKey::PassThrough => {
+                    inner.call(event).await.map_err(IdempotencyError::Handler)
+                }
                 MissingKey::Reject => {
                     tracing::warn!(route = %settings.name, outcome = Outcome::Rejected.as_str(), detail = %no_key.0, "event has no idempotency key");
                     Err(IdempotencyError::MissingKey { detail: no_key.0 })
@@ -137,7 +139,14 @@ where
     };
 
     let lookup_started = Instant::now();
-    let lookup = settings.store.begin(&begin).await;
+    let lookup = begin_waiting(
+        &*settings.store,
+        &begin,
+        settings.wait_in_flight,
+        deadline,
+        &*settings.clock,
+    )
+    .await;
     report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
     let lease = match lookup {
         Err(e) => {
@@ -147,14 +156,18 @@ where
         Ok(BeginOutcome::Replay(record)) => {
             report.finish(Outcome::Replayed, Some(record.status));
             let bytes = record.response.unwrap_or_default();
-            return serde_json::from_slice(&bytes).map_err(|e| IdempotencyError::StoredResponseUnreadable {
-                key: key_text.clone(),
-                reason: e.to_string(),
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                IdempotencyError::StoredResponseUnreadable {
+                    key: key_text.clone(),
+                    reason: e.to_string(),
+                }
             });
         }
         Ok(BeginOutcome::Mismatch(record)) => {
             report.finish(Outcome::Conflict, Some(record.status));
-            return Err(IdempotencyError::KeyMismatch { key: key_text.clone() });
+            return Err(IdempotencyError::KeyMismatch {
+                key: key_text.clone(),
+            });
         }
         Ok(BeginOutcome::InFlight(record)) => {
             report.finish(Outcome::InFlight, Some(record.status));

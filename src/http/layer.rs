@@ -113,6 +113,7 @@ pub(crate) struct Settings {
     pub(crate) policy: Arc<dyn ResponsePolicy>,
     pub(crate) store_retry_after: u64,
     pub(crate) service: String,
+    pub(crate) wait_in_flight: Option<Duration>,
 }
 
 impl Settings {
@@ -169,6 +170,7 @@ impl IdempotencyLayer {
             actor: Arc::new(DefaultActor),
             policy: Arc::new(DefaultResponsePolicy),
             service: None,
+            wait_in_flight: None,
         }
     }
 
@@ -200,9 +202,19 @@ pub struct IdempotencyLayerBuilder {
     actor: Arc<dyn ExtractActor>,
     policy: Arc<dyn ResponsePolicy>,
     service: Option<String>,
+    wait_in_flight: Option<Duration>,
 }
 
 impl IdempotencyLayerBuilder {
+    /// Instead of answering `409` at once when the same request is in flight, wait up
+    /// to `max` (and never past the invocation's deadline less a second) for it to
+    /// finish, asking the store again with backoff (25 ms doubling to 500 ms), then
+    /// replay its response. Off by default: each ask is one more DynamoDB call.
+    pub fn wait_for_in_flight(mut self, max: Duration) -> Self {
+        self.wait_in_flight = Some(max);
+        self
+    }
+
     /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
     pub fn service_name(mut self, service: impl Into<String>) -> Self {
         self.service = Some(service.into());
@@ -293,6 +305,7 @@ impl IdempotencyLayerBuilder {
                 policy: self.policy,
                 store_retry_after: 1,
                 service: self.service.unwrap_or_else(crate::metrics::service_name),
+                wait_in_flight: self.wait_in_flight,
             }),
         })
     }

@@ -16,9 +16,9 @@ use super::problem::{ProblemKind, problem_response};
 use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
 use super::stored::StoredResponse;
 use crate::clock::Clock;
-use crate::engine::{Outcome, Report, complete, fail, retry_after_secs};
-use crate::record::Status;
+use crate::engine::{Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
 use crate::key::IdempotencyKey;
+use crate::record::Status;
 use crate::scope::Scope;
 use crate::store::{BeginOutcome, BeginRequest};
 
@@ -125,7 +125,14 @@ where
         }
         KeyHeader::One(bytes) => match IdempotencyKey::parse_bytes(bytes) {
             Ok(key) => key,
-            Err(e) => return Ok(reject(&route, ProblemKind::MalformedKey, &e.to_string(), None)),
+            Err(e) => {
+                return Ok(reject(
+                    &route,
+                    ProblemKind::MalformedKey,
+                    &e.to_string(),
+                    None,
+                ));
+            }
         },
     };
 
@@ -153,13 +160,21 @@ where
         record_size: None,
         http_status: None,
     };
-    let log = |report: &mut Report<'_>, outcome: Outcome, status: StatusCode, record: Option<Status>| {
-        report.http_status = Some(status.as_u16());
-        report.finish(outcome, record);
-    };
+    let log =
+        |report: &mut Report<'_>, outcome: Outcome, status: StatusCode, record: Option<Status>| {
+            report.http_status = Some(status.as_u16());
+            report.finish(outcome, record);
+        };
 
     let lookup_started = Instant::now();
-    let lookup = settings.store.begin(&begin).await;
+    let lookup = begin_waiting(
+        &*settings.store,
+        &begin,
+        settings.wait_in_flight,
+        deadline_of(&request),
+        &*settings.clock,
+    )
+    .await;
     report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
     let (lease, _replaced) = match lookup {
         Err(e) => {
@@ -194,7 +209,12 @@ where
                     )
                 }
             };
-            log(&mut report, Outcome::Replayed, response.status(), Some(record.status));
+            log(
+                &mut report,
+                Outcome::Replayed,
+                response.status(),
+                Some(record.status),
+            );
             return Ok(response);
         }
         Ok(BeginOutcome::Mismatch(record)) => {
@@ -221,7 +241,12 @@ where
                 Some(&key),
                 Some(retry_after),
             );
-            log(&mut report, Outcome::InFlight, response.status(), Some(record.status));
+            log(
+                &mut report,
+                Outcome::InFlight,
+                response.status(),
+                Some(record.status),
+            );
             return Ok(response);
         }
         Ok(BeginOutcome::Started { lease, replaced }) => (lease, replaced),
@@ -255,12 +280,22 @@ where
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;
-            log(&mut report, Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR, Some(Status::Errored));
+            log(
+                &mut report,
+                Outcome::Errored,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(Status::Errored),
+            );
             Err(e)
         }
         Err(panic) => {
             fail(&*settings.store, &lease).await;
-            log(&mut report, Outcome::Errored, StatusCode::INTERNAL_SERVER_ERROR, Some(Status::Errored));
+            log(
+                &mut report,
+                Outcome::Errored,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(Status::Errored),
+            );
             std::panic::resume_unwind(panic)
         }
     }

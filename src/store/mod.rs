@@ -25,9 +25,11 @@ use crate::fingerprint::Fingerprint;
 use crate::record::{LeaseToken, Record};
 use crate::scope::Scope;
 
+mod cache;
 pub mod dynamodb;
 mod memory;
 
+pub use cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES};
 pub use memory::MemoryStore;
 
 /// What a request asks for when it begins.
