@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use lambda_idempotency::clock::{Clock, ManualClock};
 use lambda_idempotency::config::{ConfigError, IdempotencyConfig};
-use lambda_idempotency::event::{EventIdempotencyLayer, EventIdempotencyLayerBuilder, IdempotencyError};
+use lambda_idempotency::event::{
+    EventIdempotencyLayer, EventIdempotencyLayerBuilder, IdempotencyError,
+};
 use lambda_idempotency::http::MissingKey;
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::record::Status;
@@ -45,7 +47,10 @@ fn event_with_deadline(payload: Value, deadline_ms: i64) -> LambdaEvent<Value> {
 /// A handler that counts its runs and answers `{"run": n, "amount": ...}`.
 fn counting(
     runs: &Arc<AtomicUsize>,
-) -> impl Service<LambdaEvent<Value>, Response = Value, Error = Error, Future: Send> + Clone + Send + 'static {
+) -> impl Service<LambdaEvent<Value>, Response = Value, Error = Error, Future: Send>
++ Clone
++ Send
++ 'static {
     let runs = Arc::clone(runs);
     service_fn(move |e: LambdaEvent<Value>| {
         let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
@@ -54,38 +59,62 @@ fn counting(
 }
 
 fn pk(key: &str) -> String {
-    Scope::new("payments", ANONYMOUS_ACTOR, IdempotencyKey::parse(key).unwrap())
-        .partition_key()
-        .to_owned()
+    Scope::new(
+        "payments",
+        ANONYMOUS_ACTOR,
+        IdempotencyKey::parse(key).unwrap(),
+    )
+    .partition_key()
+    .to_owned()
 }
 
 #[tokio::test]
 async fn same_event_twice_runs_once_and_replays_the_output() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    let service = builder(&clock, &store)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
     let payload = json!({"paymentId": "p-1", "amount": 250});
-    let first = service.clone().oneshot(event(payload.clone())).await.unwrap();
+    let first = service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap();
     let again = service.oneshot(event(payload)).await.unwrap();
     assert_eq!(first, json!({"run": 1, "amount": 250}));
     assert_eq!(again, first);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let record = store.get(&pk("p-1")).await.unwrap().unwrap();
     assert_eq!(record.status, Status::Completed);
-    assert_eq!(record.response.as_deref(), Some(&br#"{"amount":250,"run":1}"#[..]));
+    assert_eq!(
+        record.response.as_deref(),
+        Some(&br#"{"amount":250,"run":1}"#[..])
+    );
 }
 
 #[tokio::test]
 async fn a_different_payload_under_the_same_key_is_a_mismatch() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
-    service.clone().oneshot(event(json!({"paymentId": "p-2", "amount": 1}))).await.unwrap();
+    let service = builder(&clock, &store)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    service
+        .clone()
+        .oneshot(event(json!({"paymentId": "p-2", "amount": 1})))
+        .await
+        .unwrap();
     let err = service
         .oneshot(event(json!({"paymentId": "p-2", "amount": 1000})))
         .await
         .unwrap_err();
-    assert!(matches!(&err, IdempotencyError::KeyMismatch { key } if key == "p-2"), "{err}");
+    assert!(
+        matches!(&err, IdempotencyError::KeyMismatch { key } if key == "p-2"),
+        "{err}"
+    );
     let diagnostic: Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "Idempotency.KeyMismatch");
     assert!(diagnostic.error_message.contains("different payload"));
@@ -106,7 +135,10 @@ async fn payload_pointers_ignore_fields_that_differ_between_deliveries() {
     let first = service.clone().oneshot(event(a)).await.unwrap();
     assert_eq!(service.clone().oneshot(event(b)).await.unwrap(), first);
     let c = json!({"paymentId": "p-3", "amount": 6, "sentAt": "2026-11-28T08:00:00Z"});
-    assert!(matches!(service.oneshot(event(c)).await, Err(IdempotencyError::KeyMismatch { .. })));
+    assert!(matches!(
+        service.oneshot(event(c)).await,
+        Err(IdempotencyError::KeyMismatch { .. })
+    ));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
@@ -126,12 +158,26 @@ async fn an_event_in_flight_is_already_in_progress_until_its_deadline() {
     });
     let service = builder(&clock, &store).build().unwrap().layer(slow);
     let payload = json!({"paymentId": "p-4", "amount": 1});
-    let first = tokio::spawn(service.clone().oneshot(event_with_deadline(payload.clone(), T0 + 7_500)));
+    let first = tokio::spawn(
+        service
+            .clone()
+            .oneshot(event_with_deadline(payload.clone(), T0 + 7_500)),
+    );
     started.notified().await;
 
-    let err = service.clone().oneshot(event(payload.clone())).await.unwrap_err();
+    let err = service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, IdempotencyError::AlreadyInProgress { retry_after_secs: 8, .. }),
+        matches!(
+            err,
+            IdempotencyError::AlreadyInProgress {
+                retry_after_secs: 8,
+                ..
+            }
+        ),
         "{err}"
     );
     let diagnostic: Diagnostic = err.into();
@@ -143,24 +189,52 @@ async fn an_event_in_flight_is_already_in_progress_until_its_deadline() {
     clock.advance(Duration::from_millis(7_000));
     assert!(matches!(
         service.clone().oneshot(event(payload.clone())).await,
-        Err(IdempotencyError::AlreadyInProgress { retry_after_secs: 1, .. })
+        Err(IdempotencyError::AlreadyInProgress {
+            retry_after_secs: 1,
+            ..
+        })
     ));
 
     release.notify_one();
     assert_eq!(first.await.unwrap().unwrap(), json!("done"));
-    assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!("done"));
+    assert_eq!(
+        service.oneshot(event(payload)).await.unwrap(),
+        json!("done")
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_or_past_deadline_gives_the_max_lease() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let config = IdempotencyConfig::builder().max_lease(Duration::from_secs(40)).build().unwrap();
-    let service = builder(&clock, &store).config(config).build().unwrap().layer(counting(&runs));
-    service.clone().oneshot(event(json!({"paymentId": "p-5"}))).await.unwrap();
-    service.oneshot(event_with_deadline(json!({"paymentId": "p-6"}), T0 - 1)).await.unwrap();
+    let config = IdempotencyConfig::builder()
+        .max_lease(Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let service = builder(&clock, &store)
+        .config(config)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    service
+        .clone()
+        .oneshot(event(json!({"paymentId": "p-5"})))
+        .await
+        .unwrap();
+    service
+        .oneshot(event_with_deadline(json!({"paymentId": "p-6"}), T0 - 1))
+        .await
+        .unwrap();
     for key in ["p-5", "p-6"] {
-        assert_eq!(store.get(&pk(key)).await.unwrap().unwrap().lease_expires_at_ms, T0 + 40_000);
+        assert_eq!(
+            store
+                .get(&pk(key))
+                .await
+                .unwrap()
+                .unwrap()
+                .lease_expires_at_ms,
+            T0 + 40_000
+        );
     }
 }
 
@@ -169,7 +243,14 @@ struct Empty {}
 
 async fn falsy_output_replays<O>(output: O, key: &str)
 where
-    O: Serialize + serde::de::DeserializeOwned + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+    O: Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + PartialEq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -182,9 +263,20 @@ where
     });
     let service = builder(&clock, &store).build().unwrap().layer(handler);
     let payload = json!({"paymentId": key});
-    assert_eq!(service.clone().oneshot(event(payload.clone())).await.unwrap(), output);
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(event(payload.clone()))
+            .await
+            .unwrap(),
+        output
+    );
     assert_eq!(service.oneshot(event(payload)).await.unwrap(), output);
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "{key}: the falsy output was replayed, not re-run");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "{key}: the falsy output was replayed, not re-run"
+    );
 }
 
 #[tokio::test]
@@ -204,8 +296,15 @@ async fn falsy_outputs_are_stored_and_replayed() {
 async fn a_missing_key_is_an_error_or_passes_through() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let strict = builder(&clock, &store).build().unwrap().layer(counting(&runs));
-    for payload in [json!({"amount": 1}), json!({"paymentId": null}), json!({"paymentId": ""})] {
+    let strict = builder(&clock, &store)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    for payload in [
+        json!({"amount": 1}),
+        json!({"paymentId": null}),
+        json!({"paymentId": ""}),
+    ] {
         let err = strict.clone().oneshot(event(payload)).await.unwrap_err();
         assert!(matches!(err, IdempotencyError::MissingKey { .. }), "{err}");
         let diagnostic: Diagnostic = err.into();
@@ -218,7 +317,11 @@ async fn a_missing_key_is_an_error_or_passes_through() {
         .build()
         .unwrap()
         .layer(counting(&runs));
-    lenient.clone().oneshot(event(json!({"amount": 1}))).await.unwrap();
+    lenient
+        .clone()
+        .oneshot(event(json!({"amount": 1})))
+        .await
+        .unwrap();
     lenient.oneshot(event(json!({"amount": 1}))).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert!(store.is_empty());
@@ -241,13 +344,33 @@ async fn a_handler_error_passes_through_and_a_retry_runs_again() {
     });
     let service = builder(&clock, &store).build().unwrap().layer(handler);
     let payload = json!({"paymentId": "p-7"});
-    let err = service.clone().oneshot(event(payload.clone())).await.unwrap_err();
+    let err = service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), None);
     let diagnostic: Diagnostic = err.into();
-    assert_eq!(diagnostic.error_message, "ledger unavailable", "the handler's own error");
-    assert_eq!(store.get(&pk("p-7")).await.unwrap().unwrap().status, Status::Errored);
-    assert_eq!(service.clone().oneshot(event(payload.clone())).await.unwrap(), json!({"applied": true}));
-    assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!({"applied": true}));
+    assert_eq!(
+        diagnostic.error_message, "ledger unavailable",
+        "the handler's own error"
+    );
+    assert_eq!(
+        store.get(&pk("p-7")).await.unwrap().unwrap().status,
+        Status::Errored
+    );
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(event(payload.clone()))
+            .await
+            .unwrap(),
+        json!({"applied": true})
+    );
+    assert_eq!(
+        service.oneshot(event(payload)).await.unwrap(),
+        json!({"applied": true})
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
@@ -269,7 +392,10 @@ async fn a_handler_panic_propagates_and_a_retry_runs_again() {
         .catch_unwind()
         .await;
     assert!(caught.is_err());
-    assert_eq!(store.get(&pk("p-8")).await.unwrap().unwrap().status, Status::Errored);
+    assert_eq!(
+        store.get(&pk("p-8")).await.unwrap().unwrap().status,
+        Status::Errored
+    );
     assert_eq!(service.oneshot(event(payload)).await.unwrap(), json!(2));
 }
 
@@ -277,9 +403,16 @@ async fn a_handler_panic_propagates_and_a_retry_runs_again() {
 async fn an_expired_record_runs_the_handler_again() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
+    let service = builder(&clock, &store)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
     let payload = json!({"paymentId": "p-9", "amount": 3});
-    service.clone().oneshot(event(payload.clone())).await.unwrap();
+    service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(24 * 3600 + 1));
     assert_eq!(service.oneshot(event(payload)).await.unwrap()["run"], 2);
 }
@@ -305,7 +438,11 @@ async fn keys_from_several_pointers_or_a_function() {
         .build()
         .unwrap()
         .layer(counting(&runs));
-    by_fn.clone().oneshot(event(json!({"id": "x"}))).await.unwrap();
+    by_fn
+        .clone()
+        .oneshot(event(json!({"id": "x"})))
+        .await
+        .unwrap();
     by_fn.oneshot(event(json!({"id": "x"}))).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     assert!(store.get(&pk("custom-x")).await.unwrap().is_some());
@@ -320,8 +457,15 @@ async fn actors_scope_keys() {
         .build()
         .unwrap()
         .layer(counting(&runs));
-    let a = service.clone().oneshot(event(json!({"paymentId": "same", "tenant": "acme"}))).await.unwrap();
-    let b = service.oneshot(event(json!({"paymentId": "same", "tenant": "globex"}))).await.unwrap();
+    let a = service
+        .clone()
+        .oneshot(event(json!({"paymentId": "same", "tenant": "acme"})))
+        .await
+        .unwrap();
+    let b = service
+        .oneshot(event(json!({"paymentId": "same", "tenant": "globex"})))
+        .await
+        .unwrap();
     assert_ne!(a, b, "each tenant has its own record");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
@@ -339,13 +483,23 @@ async fn an_unreadable_stored_output_is_a_typed_error_and_nothing_reruns() {
     };
     let service = builder(&clock, &store).build().unwrap().layer(typed);
     let payload = json!({"paymentId": "p-10"});
-    service.clone().oneshot(event(payload.clone())).await.unwrap();
+    service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap();
     let mut record = store.get_raw(&pk("p-10")).unwrap();
     record.response = Some(b"\"seven\"".to_vec());
     store.insert_raw(record);
     let err = service.oneshot(event(payload)).await.unwrap_err();
-    assert!(matches!(err, IdempotencyError::StoredResponseUnreadable { .. }), "{err}");
-    assert_eq!(Diagnostic::from(err).error_type, "Idempotency.StoredResponseUnreadable");
+    assert!(
+        matches!(err, IdempotencyError::StoredResponseUnreadable { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        Diagnostic::from(err).error_type,
+        "Idempotency.StoredResponseUnreadable"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
@@ -353,7 +507,9 @@ async fn an_unreadable_stored_output_is_a_typed_error_and_nothing_reruns() {
 fn building_needs_a_key_source_and_valid_pointers() {
     let store = MemoryStore::new();
     assert_eq!(
-        EventIdempotencyLayer::builder(store.clone()).build().unwrap_err(),
+        EventIdempotencyLayer::builder(store.clone())
+            .build()
+            .unwrap_err(),
         ConfigError::MissingKeySource
     );
     assert_eq!(
@@ -361,7 +517,9 @@ fn building_needs_a_key_source_and_valid_pointers() {
             .key_pointer("orderId")
             .build()
             .unwrap_err(),
-        ConfigError::InvalidJsonPointer { pointer: "orderId".into() }
+        ConfigError::InvalidJsonPointer {
+            pointer: "orderId".into()
+        }
     );
     assert!(matches!(
         EventIdempotencyLayer::builder(store)
@@ -377,8 +535,14 @@ fn building_needs_a_key_source_and_valid_pointers() {
 async fn the_clock_is_the_one_given() {
     let (clock, store) = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let service = builder(&clock, &store).build().unwrap().layer(counting(&runs));
-    service.oneshot(event(json!({"paymentId": "p-11"}))).await.unwrap();
+    let service = builder(&clock, &store)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    service
+        .oneshot(event(json!({"paymentId": "p-11"})))
+        .await
+        .unwrap();
     let record = store.get(&pk("p-11")).await.unwrap().unwrap();
     assert_eq!(record.created_at_ms, clock.now_millis());
     assert_eq!(record.expires_at, (T0 + 24 * 3600 * 1000) / 1000);

@@ -46,17 +46,42 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
 }
 
 const EMF_UNITS: &[&str] = &[
-    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
-    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
-    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
-    "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
-    "Count/Second", "None",
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
 ];
 
 /// Checks a document against the EMF specification and returns its metric names.
 fn check_emf(doc: &Value) -> Vec<String> {
     let aws = &doc["_aws"];
-    assert!(aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000, "{doc}");
+    assert!(
+        aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+        "{doc}"
+    );
     let directives = aws["CloudWatchMetrics"].as_array().unwrap();
     assert_eq!(directives.len(), 1);
     let directive = &directives[0];
@@ -66,7 +91,10 @@ fn check_emf(doc: &Value) -> Vec<String> {
         assert!(set.len() <= 30);
         for dim in set {
             let name = dim.as_str().unwrap();
-            assert!(doc[name].is_string(), "dimension {name} must be a string member: {doc}");
+            assert!(
+                doc[name].is_string(),
+                "dimension {name} must be a string member: {doc}"
+            );
         }
     }
     let mut names = Vec::new();
@@ -76,7 +104,10 @@ fn check_emf(doc: &Value) -> Vec<String> {
         assert!(EMF_UNITS.contains(&unit), "{unit}");
         let value = &doc[name];
         assert!(
-            value.is_number() || value.as_array().is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number)),
+            value.is_number()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number)),
             "{name} must be a number or up to 100 numbers: {doc}"
         );
         names.push(name.to_owned());
@@ -108,7 +139,10 @@ fn capture<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> (Vec<V
         .with_writer(logs.clone())
         .with_max_level(tracing::Level::INFO)
         .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(subscriber, || {
         metrics::with_local_recorder(&recorder, || runtime.block_on(f()));
     });
@@ -117,11 +151,16 @@ fn capture<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> (Vec<V
 }
 
 fn http_layer(store: &MemoryStore) -> IdempotencyLayer {
-    IdempotencyLayer::builder(store.clone()).service_name("orders-api").build().unwrap()
+    IdempotencyLayer::builder(store.clone())
+        .service_name("orders-api")
+        .build()
+        .unwrap()
 }
 
 async fn created(_req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(Response::builder().status(201).body(Body::from(r#"{"orderId":"o-1"}"#))?)
+    Ok(Response::builder()
+        .status(201)
+        .body(Body::from(r#"{"orderId":"o-1"}"#))?)
 }
 
 #[test]
@@ -132,7 +171,10 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
         let body = r#"{"card":"4111-SECRET-BODY"}"#;
         service.clone().oneshot(request("k-1", body)).await.unwrap();
         service.clone().oneshot(request("k-1", body)).await.unwrap();
-        service.oneshot(request("k-1", r#"{"card":"other"}"#)).await.unwrap();
+        service
+            .oneshot(request("k-1", r#"{"card":"other"}"#))
+            .await
+            .unwrap();
     });
 
     // One document for the single (service, route) label set, accumulated over the
@@ -140,15 +182,24 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
     assert_eq!(emf.len(), 1, "{emf:?}");
     let doc = &emf[0];
     let names = check_emf(doc);
-    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test/Idempotency");
-    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service", "route"]]));
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "Test/Idempotency"
+    );
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["service", "route"]])
+    );
     assert_eq!(doc["service"], "orders-api");
     assert_eq!(doc["route"], "POST /orders");
     assert_eq!(doc["idempotency.execution.count"], 1);
     assert_eq!(doc["idempotency.replay.count"], 1);
     assert_eq!(doc["idempotency.conflict.count"], 1);
     assert_eq!(doc["idempotency.inflight.gauge"], 0.0);
-    assert_eq!(doc["idempotency.lookup.latency"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        doc["idempotency.lookup.latency"].as_array().unwrap().len(),
+        3
+    );
     assert!(doc["idempotency.record.size"].as_f64().unwrap() > 17.0);
     for (name, unit) in [
         ("idempotency.execution.count", "Count"),
@@ -165,8 +216,14 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
         assert_eq!(def["Unit"], unit);
     }
 
-    let requests: Vec<&Value> = logs.iter().filter(|l| l["fields"]["message"] == "idempotent request").collect();
-    let outcomes: Vec<&str> = requests.iter().map(|l| l["fields"]["outcome"].as_str().unwrap()).collect();
+    let requests: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["fields"]["message"] == "idempotent request")
+        .collect();
+    let outcomes: Vec<&str> = requests
+        .iter()
+        .map(|l| l["fields"]["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["executed", "replayed", "conflict"]);
     for line in &requests {
         let f = &line["fields"];
@@ -182,7 +239,10 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
     assert_eq!(requests[2]["fields"]["http_status"], 409);
     let all_logs = serde_json::to_string(&logs).unwrap();
     assert!(!all_logs.contains("SECRET-BODY"), "bodies are never logged");
-    assert!(!all_logs.contains("\"anonymous\""), "the actor is only logged as a hash");
+    assert!(
+        !all_logs.contains("\"anonymous\""),
+        "the actor is only logged as a hash"
+    );
 }
 
 #[test]
@@ -213,7 +273,10 @@ fn an_in_flight_duplicate_sets_the_gauge() {
     // semantics separately below.
     assert_eq!(doc["idempotency.execution.count"], 1);
     assert!(doc.get("idempotency.replay.count").is_none());
-    let in_flight: Vec<&Value> = logs.iter().filter(|l| l["fields"]["outcome"] == "in_flight").collect();
+    let in_flight: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["fields"]["outcome"] == "in_flight")
+        .collect();
     assert_eq!(in_flight.len(), 1);
     assert_eq!(in_flight[0]["fields"]["record_status"], "PENDING");
     assert_eq!(in_flight[0]["fields"]["http_status"], 409);
@@ -230,7 +293,14 @@ fn the_in_flight_gauge_is_1_on_an_in_flight_answer() {
         let service = http_layer(&store).layer(never);
         let _holder = tokio::spawn(service.clone().oneshot(request("k-3", "{}")));
         tokio::task::yield_now().await;
-        assert_eq!(service.oneshot(request("k-3", "{}")).await.unwrap().status(), 409);
+        assert_eq!(
+            service
+                .oneshot(request("k-3", "{}"))
+                .await
+                .unwrap()
+                .status(),
+            409
+        );
     });
     let doc = &emf[0];
     check_emf(doc);
@@ -248,10 +318,17 @@ fn event_handlers_report_with_their_scope_name_as_route() {
             .service_name("payments-consumer")
             .build()
             .unwrap();
-        let service = layer.layer(lambda_runtime::service_fn(|e: LambdaEvent<Value>| async move {
-            Ok::<_, lambda_runtime::Error>(e.payload["amount"].clone())
-        }));
-        let event = |amount: i64| LambdaEvent::new(json!({"paymentId": "p-1", "amount": amount}), Context::default());
+        let service = layer.layer(lambda_runtime::service_fn(
+            |e: LambdaEvent<Value>| async move {
+                Ok::<_, lambda_runtime::Error>(e.payload["amount"].clone())
+            },
+        ));
+        let event = |amount: i64| {
+            LambdaEvent::new(
+                json!({"paymentId": "p-1", "amount": amount}),
+                Context::default(),
+            )
+        };
         service.clone().oneshot(event(5)).await.unwrap();
         service.clone().oneshot(event(5)).await.unwrap();
         assert!(service.oneshot(event(6)).await.is_err());
@@ -293,11 +370,22 @@ fn emf_documents_follow_the_dimension_sets_and_split_long_histograms() {
     for doc in &docs {
         check_emf(doc);
         if doc["route"] == "r" {
-            assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service", "route"], ["service"]]));
-            assert_eq!(doc["tenant"], "t", "labels outside the dimension sets are properties");
-            values += doc["idempotency.lookup.latency"].as_array().map_or(1, Vec::len);
+            assert_eq!(
+                doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["service", "route"], ["service"]])
+            );
+            assert_eq!(
+                doc["tenant"], "t",
+                "labels outside the dimension sets are properties"
+            );
+            values += doc["idempotency.lookup.latency"]
+                .as_array()
+                .map_or(1, Vec::len);
         } else {
-            assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["service"]]));
+            assert_eq!(
+                doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["service"]])
+            );
             assert_eq!(doc["idempotency.replay.count"], 2);
         }
     }

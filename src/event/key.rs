@@ -50,7 +50,9 @@ impl KeySource {
                 for pointer in pointers {
                     match payload.pointer(pointer) {
                         None | Some(Value::Null) => {
-                            return Err(NoKey(format!("{pointer} is missing or null in the payload")));
+                            return Err(NoKey(format!(
+                                "{pointer} is missing or null in the payload"
+                            )));
                         }
                         Some(Value::String(s)) if s.is_empty() => {
                             return Err(NoKey(format!("{pointer} is an empty string")));
@@ -59,16 +61,23 @@ impl KeySource {
                     }
                 }
                 match values.as_slice() {
-                    [Value::String(s)] => Ok(usable(s).unwrap_or_else(|| hashed(&Value::String(s.clone())))),
+                    [Value::String(s)] => {
+                        Ok(usable(s).unwrap_or_else(|| hashed(&Value::String(s.clone()))))
+                    }
                     [Value::Number(n)] if n.is_i64() || n.is_u64() => {
-                        Ok(usable(&n.to_string()).unwrap_or_else(|| hashed(&Value::Number(n.clone()))))
+                        Ok(usable(&n.to_string())
+                            .unwrap_or_else(|| hashed(&Value::Number(n.clone()))))
                     }
                     _ => Ok(hashed(&Value::Array(values))),
                 }
             }
             Self::Custom(f) => match f(payload) {
-                Some(s) if !s.is_empty() => Ok(usable(&s).unwrap_or_else(|| hashed(&Value::String(s)))),
-                _ => Err(NoKey("the key function found no key in the payload".to_owned())),
+                Some(s) if !s.is_empty() => {
+                    Ok(usable(&s).unwrap_or_else(|| hashed(&Value::String(s))))
+                }
+                _ => Err(NoKey(
+                    "the key function found no key in the payload".to_owned(),
+                )),
             },
         }
     }
@@ -99,7 +108,12 @@ pub(crate) fn fingerprint_for(payload: &Value, pointers: Option<&[String]>) -> F
         Some(pointers) => {
             let subset: serde_json::Map<String, Value> = pointers
                 .iter()
-                .map(|p| (p.clone(), payload.pointer(p).cloned().unwrap_or(Value::Null)))
+                .map(|p| {
+                    (
+                        p.clone(),
+                        payload.pointer(p).cloned().unwrap_or(Value::Null),
+                    )
+                })
                 .collect();
             Fingerprint::of_json_value(&Value::Object(subset))
         }
@@ -118,10 +132,16 @@ mod tests {
     #[test]
     fn a_single_valid_string_or_integer_is_the_key() {
         let payload = json!({"orderId": "ord-1", "n": 42, "detail": {"paymentId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}});
-        assert_eq!(pointers(&["/orderId"]).key_for(&payload).unwrap().as_str(), "ord-1");
+        assert_eq!(
+            pointers(&["/orderId"]).key_for(&payload).unwrap().as_str(),
+            "ord-1"
+        );
         assert_eq!(pointers(&["/n"]).key_for(&payload).unwrap().as_str(), "42");
         assert_eq!(
-            pointers(&["/detail/paymentId"]).key_for(&payload).unwrap().as_str(),
+            pointers(&["/detail/paymentId"])
+                .key_for(&payload)
+                .unwrap()
+                .as_str(),
             "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
         );
     }
@@ -136,8 +156,20 @@ mod tests {
         let swapped = pointers(&["/c", "/b"]).key_for(&payload).unwrap();
         assert_ne!(pair, swapped, "order of values matters");
         assert_ne!(pair, spaced);
-        assert!(pointers(&["/o"]).key_for(&payload).unwrap().as_str().starts_with("sha256-"));
-        assert!(pointers(&["/f"]).key_for(&payload).unwrap().as_str().starts_with("sha256-"));
+        assert!(
+            pointers(&["/o"])
+                .key_for(&payload)
+                .unwrap()
+                .as_str()
+                .starts_with("sha256-")
+        );
+        assert!(
+            pointers(&["/f"])
+                .key_for(&payload)
+                .unwrap()
+                .as_str()
+                .starts_with("sha256-")
+        );
     }
 
     #[test]
@@ -148,7 +180,9 @@ mod tests {
             assert!(err.0.contains(p), "{err:?}");
         }
         assert!(pointers(&["/c", "/a"]).key_for(&payload).is_err());
-        let custom = KeySource::Custom(Arc::new(|v: &Value| v.get("b").and_then(Value::as_str).map(str::to_owned)));
+        let custom = KeySource::Custom(Arc::new(|v: &Value| {
+            v.get("b").and_then(Value::as_str).map(str::to_owned)
+        }));
         assert!(custom.key_for(&payload).is_err());
     }
 
@@ -158,8 +192,14 @@ mod tests {
         let b = json!({"messageId": "m-2", "payment": {"amount": 5, "id": "p"}});
         let c = json!({"messageId": "m-1", "payment": {"id": "p", "amount": 6}});
         let subset = ["/payment".to_owned()];
-        assert_eq!(fingerprint_for(&a, Some(&subset)), fingerprint_for(&b, Some(&subset)));
-        assert_ne!(fingerprint_for(&a, Some(&subset)), fingerprint_for(&c, Some(&subset)));
+        assert_eq!(
+            fingerprint_for(&a, Some(&subset)),
+            fingerprint_for(&b, Some(&subset))
+        );
+        assert_ne!(
+            fingerprint_for(&a, Some(&subset)),
+            fingerprint_for(&c, Some(&subset))
+        );
         assert_ne!(fingerprint_for(&a, None), fingerprint_for(&b, None));
     }
 }

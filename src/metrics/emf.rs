@@ -209,7 +209,9 @@ impl EmfRecorder {
 
     fn describe(&self, key: KeyName, unit: Option<Unit>) {
         if let Some(unit) = unit {
-            lock(&self.shared.state).units.insert(key.as_str().to_owned(), unit);
+            lock(&self.shared.state)
+                .units
+                .insert(key.as_str().to_owned(), unit);
         }
     }
 }
@@ -313,7 +315,12 @@ impl GaugeFn for Handle {
 
 impl HistogramFn for Handle {
     fn record(&self, value: f64) {
-        self.with_group(|g| g.histograms.entry(self.name.clone()).or_default().push(value));
+        self.with_group(|g| {
+            g.histograms
+                .entry(self.name.clone())
+                .or_default()
+                .push(value)
+        });
     }
 }
 

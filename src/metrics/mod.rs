@@ -23,7 +23,9 @@ use metrics::Unit;
 
 mod emf;
 
-pub use emf::{DEFAULT_NAMESPACE, ENV_NAMESPACE, EmfRecorder, EmfRecorderBuilder, flush_installed, install};
+pub use emf::{
+    DEFAULT_NAMESPACE, ENV_NAMESPACE, EmfRecorder, EmfRecorderBuilder, flush_installed, install,
+};
 
 use crate::engine::Outcome;
 
@@ -86,7 +88,11 @@ pub(crate) fn record(
         Outcome::InFlight | Outcome::Rejected => {}
     }
     if outcome != Outcome::Rejected {
-        let in_flight = if outcome == Outcome::InFlight { 1.0 } else { 0.0 };
+        let in_flight = if outcome == Outcome::InFlight {
+            1.0
+        } else {
+            0.0
+        };
         metrics::gauge!(INFLIGHT, &labels).set(in_flight);
     }
     if let Some(ms) = lookup_ms {

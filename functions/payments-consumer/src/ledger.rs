@@ -54,7 +54,13 @@ impl DynamoDbLedger {
 
     /// Fails with a clear message when the table does not exist or cannot be reached.
     pub async fn check_table(&self) -> Result<(), LedgerError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ResourceNotFoundException") => Err(LedgerError(format!(
                 "ledger table {:?} does not exist",
@@ -127,7 +133,9 @@ impl Ledger for DynamoDbLedger {
             .await
             .map_err(sdk)?;
         match out.item().and_then(|i| i.get("balanceCents")) {
-            Some(AttributeValue::N(n)) => n.parse().map_err(|_| LedgerError(format!("bad balance {n:?}"))),
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map_err(|_| LedgerError(format!("bad balance {n:?}"))),
             _ => Ok(0),
         }
     }
@@ -180,11 +188,18 @@ pub async fn create_ledger_table(client: &Client, table: &str) -> Result<(), Led
         Err(e) => return Err(sdk(e)),
     }
     for _ in 0..300 {
-        let out = client.describe_table().table_name(table).send().await.map_err(sdk)?;
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(sdk)?;
         if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(LedgerError(format!("table {table:?} did not become active")))
+    Err(LedgerError(format!(
+        "table {table:?} did not become active"
+    )))
 }

@@ -104,7 +104,9 @@ impl Consumer {
                         IdempotencyError::KeyMismatch { .. } => {
                             tracing::warn!(message_id = %id, error = %e, "payment id reused with a different body")
                         }
-                        _ => tracing::warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it"),
+                        _ => {
+                            tracing::warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it")
+                        }
                     }
                     response.add_failure(id);
                 }
@@ -134,7 +136,8 @@ type ProcessFuture = std::pin::Pin<
 /// it is JSON, else the raw text, so a poison message still has a fingerprint).
 fn message_payload(message: &SqsMessage) -> Value {
     let body = message.body.as_deref().unwrap_or_default();
-    let body = serde_json::from_str::<Value>(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    let body =
+        serde_json::from_str::<Value>(body).unwrap_or_else(|_| Value::String(body.to_owned()));
     json!({"messageId": message.message_id, "body": body})
 }
 
@@ -142,10 +145,14 @@ async fn apply(ledger: &dyn Ledger, message: &Value) -> Result<Applied, MessageE
     let payment: Payment = serde_json::from_value(message["body"].clone())
         .map_err(|e| MessageError::Invalid(e.to_string()))?;
     if payment.amount_cents <= 0 {
-        return Err(MessageError::Invalid("amountCents must be positive".to_owned()));
+        return Err(MessageError::Invalid(
+            "amountCents must be positive".to_owned(),
+        ));
     }
     if payment.currency.len() != 3 {
-        return Err(MessageError::Invalid("currency must be an ISO 4217 code".to_owned()));
+        return Err(MessageError::Invalid(
+            "currency must be an ISO 4217 code".to_owned(),
+        ));
     }
     let (entry_id, balance_cents) = ledger
         .apply(&payment.payment_id, &payment.order_id, payment.amount_cents)

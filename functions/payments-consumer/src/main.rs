@@ -30,7 +30,9 @@ async fn run() -> Result<(), Error> {
         .without_time()
         .init();
     // CloudWatch EMF on standard output, flushed at the end of every idempotent request.
-    lambda_idempotency::metrics::install(lambda_idempotency::metrics::EmfRecorder::builder().build())?;
+    lambda_idempotency::metrics::install(
+        lambda_idempotency::metrics::EmfRecorder::builder().build(),
+    )?;
 
     let config = IdempotencyConfig::from_env()?;
     let idempotency_table = required_env(ENV_TABLE)?;

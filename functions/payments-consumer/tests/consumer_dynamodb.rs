@@ -16,13 +16,18 @@ use payments_consumer::Consumer;
 use payments_consumer::ledger::{DynamoDbLedger, Ledger, LedgerError, create_ledger_table};
 
 fn batch(name: &str) -> LambdaEvent<SqsEvent> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../events/{name}.json"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../events/{name}.json"));
     let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     LambdaEvent::new(event, Context::default())
 }
 
 fn failed(response: &SqsBatchResponse) -> Vec<String> {
-    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
 }
 
 const M5: &str = "3b9c1f3e-0005-4a51-9d0e-000000000005";
@@ -41,7 +46,9 @@ async fn harness_with(wrap: impl FnOnce(Arc<DynamoDbLedger>) -> Arc<dyn Ledger>)
     let table = format!("ledger-test-{}", uuid::Uuid::new_v4());
     create_ledger_table(&client, &table).await.unwrap();
     let ledger = Arc::new(DynamoDbLedger::new(client.clone(), table));
-    let layer = Consumer::layer_builder(DynamoDbStore::new(client, records)).build().unwrap();
+    let layer = Consumer::layer_builder(DynamoDbStore::new(client, records))
+        .build()
+        .unwrap();
     let consumer = Consumer::new(wrap(Arc::clone(&ledger)), layer);
     Harness { ledger, consumer }
 }
@@ -62,7 +69,11 @@ impl Harness {
 #[tokio::test]
 async fn a_batch_that_repeats_a_payment_applies_it_once() {
     let h = harness().await;
-    let response = h.consumer.handle(batch("sqs-payments.batch")).await.unwrap();
+    let response = h
+        .consumer
+        .handle(batch("sqs-payments.batch"))
+        .await
+        .unwrap();
     assert!(failed(&response).is_empty(), "{response:?}");
     assert_eq!(h.entries("pay-001").await, 1);
     assert_eq!(h.entries("pay-002").await, 1);
@@ -72,8 +83,15 @@ async fn a_batch_that_repeats_a_payment_applies_it_once() {
 #[tokio::test]
 async fn a_redelivered_batch_applies_nothing_again() {
     let h = harness().await;
-    h.consumer.handle(batch("sqs-payments.batch")).await.unwrap();
-    let response = h.consumer.handle(batch("sqs-payments.redelivered")).await.unwrap();
+    h.consumer
+        .handle(batch("sqs-payments.batch"))
+        .await
+        .unwrap();
+    let response = h
+        .consumer
+        .handle(batch("sqs-payments.redelivered"))
+        .await
+        .unwrap();
     assert!(failed(&response).is_empty(), "{response:?}");
     assert_eq!(h.entries("pay-001").await, 1);
     assert_eq!(h.entries("pay-002").await, 1);
@@ -83,15 +101,26 @@ async fn a_redelivered_batch_applies_nothing_again() {
 #[tokio::test]
 async fn failing_messages_are_reported_and_the_rest_applied_once() {
     let h = harness().await;
-    h.consumer.handle(batch("sqs-payments.batch")).await.unwrap();
+    h.consumer
+        .handle(batch("sqs-payments.batch"))
+        .await
+        .unwrap();
     for _ in 0..2 {
-        let response = h.consumer.handle(batch("sqs-payments.with-failures")).await.unwrap();
+        let response = h
+            .consumer
+            .handle(batch("sqs-payments.with-failures"))
+            .await
+            .unwrap();
         // The poison body, the negative amount, and pay-001 reused with another amount.
         assert_eq!(failed(&response), [M5, M6, M7]);
         assert_eq!(h.entries("pay-003").await, 1);
         assert_eq!(h.balance("ord-B").await, 700);
         assert_eq!(h.entries("pay-004").await, 0);
-        assert_eq!(h.entries("pay-001").await, 1, "the reused id changed nothing");
+        assert_eq!(
+            h.entries("pay-001").await,
+            1,
+            "the reused id changed nothing"
+        );
         assert_eq!(h.balance("ord-A").await, 1250);
     }
 }
@@ -106,7 +135,12 @@ struct FlakyLedger {
 
 #[async_trait]
 impl Ledger for FlakyLedger {
-    async fn apply(&self, payment_id: &str, order_id: &str, amount: i64) -> Result<(String, i64), LedgerError> {
+    async fn apply(
+        &self,
+        payment_id: &str,
+        order_id: &str,
+        amount: i64,
+    ) -> Result<(String, i64), LedgerError> {
         if self.fail_once.lock().unwrap().remove(payment_id) {
             return Err(LedgerError("write timed out".into()));
         }
@@ -129,12 +163,20 @@ async fn a_message_whose_handler_fails_is_redelivered_and_applied_once() {
         })
     })
     .await;
-    let response = h.consumer.handle(batch("sqs-payments.batch")).await.unwrap();
+    let response = h
+        .consumer
+        .handle(batch("sqs-payments.batch"))
+        .await
+        .unwrap();
     assert_eq!(failed(&response), [M2]);
     assert_eq!(h.entries("pay-002").await, 0);
     assert_eq!(h.balance("ord-A").await, 1000);
 
-    let response = h.consumer.handle(batch("sqs-payments.redelivered")).await.unwrap();
+    let response = h
+        .consumer
+        .handle(batch("sqs-payments.redelivered"))
+        .await
+        .unwrap();
     assert!(failed(&response).is_empty(), "{response:?}");
     assert_eq!(h.entries("pay-001").await, 1);
     assert_eq!(h.entries("pay-002").await, 1);
@@ -157,7 +199,11 @@ async fn concurrent_deliveries_of_one_batch_apply_each_payment_once() {
     }
     // Messages that met another invocation mid-flight were reported for redelivery;
     // redelivering them replays.
-    let response = h.consumer.handle(batch("sqs-payments.redelivered")).await.unwrap();
+    let response = h
+        .consumer
+        .handle(batch("sqs-payments.redelivered"))
+        .await
+        .unwrap();
     assert!(failed(&response).is_empty());
     eprintln!("8 concurrent deliveries: {reported} messages reported in flight, all applied once");
     assert_eq!(h.entries("pay-001").await, 1);
