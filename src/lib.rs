@@ -37,6 +37,11 @@ pub mod store;
 
 pub use error::{BoxError, Error, Result};
 
+/// `#[idempotent(...)]`, the attribute form of [`event::EventIdempotencyLayer`] and
+/// [`http::IdempotencyLayer`]; defined in the `lambda-idempotency-macros` crate, whose
+/// documentation (arguments, examples, the expansion) follows.
+pub use lambda_idempotency_macros::idempotent;
+
 /// Support for `#[idempotent]`'s expansion; not a public API.
 #[doc(hidden)]
 pub mod __private {
