@@ -43,23 +43,74 @@ impl Outcome {
     }
 }
 
-/// Stores the response under the lease.
-pub(crate) async fn complete(store: &dyn Store, lease: &Lease, response: &[u8]) -> Outcome {
-    match store.complete(lease, response).await {
-        Ok(WriteOutcome::Written) => Outcome::Executed,
+/// How storing a handler's response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completion {
+    /// Stored (with the handler's writes, when atomic).
+    Stored,
+    /// The lease had been taken over; nothing was stored (or committed).
+    LeaseLost,
+    /// The store failed. Non-atomic: the record stays `PENDING` until its lease
+    /// lapses. Atomic: nothing was committed and the record was marked `ERRORED`.
+    StoreFailed,
+    /// Atomic only: one of the handler's writes failed its condition; nothing was
+    /// committed and the record was marked `ERRORED`.
+    WritesRejected,
+}
+
+impl Completion {
+    pub(crate) fn outcome(self) -> Outcome {
+        match self {
+            Self::Stored => Outcome::Executed,
+            Self::LeaseLost => Outcome::LeaseLost,
+            Self::StoreFailed => Outcome::StoreError,
+            Self::WritesRejected => Outcome::Errored,
+        }
+    }
+}
+
+/// Stores the response under the lease; with `writes` (atomic completion), commits
+/// them in the same transaction.
+pub(crate) async fn complete(
+    store: &dyn Store,
+    lease: &Lease,
+    response: &[u8],
+    writes: Option<Vec<aws_sdk_dynamodb::types::TransactWriteItem>>,
+) -> Completion {
+    let atomic = writes.is_some();
+    let result = match writes {
+        Some(writes) => store.complete_with_writes(lease, response, writes).await,
+        None => store.complete(lease, response).await,
+    };
+    match result {
+        Ok(WriteOutcome::Written) => Completion::Stored,
         Ok(WriteOutcome::LeaseLost { current }) => {
             tracing::warn!(
                 partition_key = %lease.partition_key,
                 current_status = ?current.as_ref().map(|r| r.status),
-                "lease lost before completion: the response was not stored"
+                atomic,
+                "lease lost before completion: nothing was stored"
             );
-            Outcome::LeaseLost
+            Completion::LeaseLost
+        }
+        Ok(WriteOutcome::WritesRejected { index }) => {
+            tracing::warn!(partition_key = %lease.partition_key, index, "a handler write failed its condition: nothing was committed");
+            fail(store, lease).await;
+            Completion::WritesRejected
+        }
+        Err(e) if atomic => {
+            // Nothing was committed, or the transaction did commit and the record is
+            // COMPLETED (then this fenced fail changes nothing): either way a retry is
+            // answered correctly.
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not commit the response and the handler's writes");
+            fail(store, lease).await;
+            Completion::StoreFailed
         }
         Err(e) => {
             // The record stays PENDING until its lease lapses; a retry before then is
             // answered "in flight", after it the request may run again.
             tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
-            Outcome::StoreError
+            Completion::StoreFailed
         }
     }
 }
@@ -68,7 +119,7 @@ pub(crate) async fn complete(store: &dyn Store, lease: &Lease, response: &[u8]) 
 pub(crate) async fn fail(store: &dyn Store, lease: &Lease) {
     match store.fail(lease).await {
         Ok(WriteOutcome::Written) => {}
-        Ok(WriteOutcome::LeaseLost { .. }) => {
+        Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
             tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
         }
         Err(e) => {

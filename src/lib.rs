@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod canonical_json;
 pub mod clock;
 pub mod config;

@@ -38,6 +38,15 @@ pub enum IdempotencyError<E> {
         /// Why.
         reason: String,
     },
+    /// The handler ran with atomic completion, but nothing it wrote was committed
+    /// (a concurrent change refused its writes, or the commit failed); the record is
+    /// `ERRORED`, so a retry runs again (`Idempotency.NotCommitted`).
+    NotCommitted {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// The layer could not be set up (configuration or store), e.g. by
     /// `#[idempotent]` on first use (`Idempotency.Setup`); the handler did not run.
     Setup(crate::Error),
@@ -56,6 +65,7 @@ impl<E> IdempotencyError<E> {
             Self::MissingKey { .. } => "Idempotency.MissingKey",
             Self::StoreUnavailable(_) => "Idempotency.StoreUnavailable",
             Self::StoredResponseUnreadable { .. } => "Idempotency.StoredResponseUnreadable",
+            Self::NotCommitted { .. } => "Idempotency.NotCommitted",
             Self::Setup(_) => "Idempotency.Setup",
             Self::InvalidPayload(_) => "Idempotency.InvalidPayload",
             Self::Handler(_) => return None,
@@ -90,6 +100,10 @@ impl<E: fmt::Display> fmt::Display for IdempotencyError<E> {
             Self::StoredResponseUnreadable { key, reason } => write!(
                 f,
                 "the stored output for idempotency key {key:?} cannot be read ({reason}); the handler did not run again"
+            ),
+            Self::NotCommitted { key, reason } => write!(
+                f,
+                "nothing was committed for idempotency key {key:?}: {reason}; retry"
             ),
             Self::Setup(e) => write!(f, "idempotency setup failed: {e}; the handler did not run"),
             Self::InvalidPayload(reason) => write!(f, "the event payload is not JSON: {reason}"),

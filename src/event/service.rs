@@ -14,8 +14,9 @@ use tower::Service;
 use super::error::IdempotencyError;
 use super::key::fingerprint_for;
 use super::layer::{EventIdempotencyLayer, EventSettings};
+use crate::atomic::AtomicWrites;
 use crate::clock::Clock;
-use crate::engine::{Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
+use crate::engine::{Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
 use crate::http::MissingKey;
 use crate::record::Status;
 use crate::scope::{ANONYMOUS_ACTOR, Scope};
@@ -179,29 +180,69 @@ where
         Ok(BeginOutcome::Started { lease, .. }) => lease,
     };
 
-    match AssertUnwindSafe(inner.call(event)).catch_unwind().await {
+    // With a transactional store, the handler's writes wait for the completion.
+    let atomic = settings
+        .store
+        .supports_atomic_writes()
+        .then(AtomicWrites::default);
+    let call = AssertUnwindSafe(async {
+        match &atomic {
+            Some(writes) => writes.clone().scope(inner.call(event)).await,
+            None => inner.call(event).await,
+        }
+    });
+    match call.catch_unwind().await {
         Ok(Ok(output)) => {
-            match serde_json::to_vec(&output) {
-                Ok(bytes) => {
-                    let outcome = complete(&*settings.store, &lease, &bytes).await;
-                    let record = match outcome {
-                        Outcome::Executed => {
-                            report.record_size = Some(bytes.len());
-                            Some(Status::Completed)
-                        }
-                        Outcome::LeaseLost => None,
-                        _ => Some(Status::Pending),
-                    };
-                    report.finish(outcome, record);
-                }
+            let bytes = match serde_json::to_vec(&output) {
+                Ok(bytes) => bytes,
                 Err(e) => {
                     // An output that cannot be stored cannot be replayed: let a retry run.
                     tracing::error!(error = %e, "the handler's output cannot be serialised; the record is marked errored");
                     fail(&*settings.store, &lease).await;
                     report.finish(Outcome::Errored, Some(Status::Errored));
+                    return match atomic {
+                        None => Ok(output),
+                        Some(_) => Err(IdempotencyError::NotCommitted {
+                            key: key_text.clone(),
+                            reason: format!("the output cannot be serialised: {e}"),
+                        }),
+                    };
                 }
+            };
+            let completion = complete(
+                &*settings.store,
+                &lease,
+                &bytes,
+                atomic.as_ref().map(AtomicWrites::take),
+            )
+            .await;
+            let record = match completion {
+                Completion::Stored => {
+                    report.record_size = Some(bytes.len());
+                    Some(Status::Completed)
+                }
+                Completion::LeaseLost => None,
+                Completion::StoreFailed if atomic.is_none() => Some(Status::Pending),
+                Completion::StoreFailed | Completion::WritesRejected => Some(Status::Errored),
+            };
+            report.finish(completion.outcome(), record);
+            match (completion, atomic.is_some()) {
+                (Completion::Stored, _) | (_, false) => Ok(output),
+                // Nothing was committed: the handler's output must not be returned.
+                (Completion::LeaseLost, true) => Err(IdempotencyError::AlreadyInProgress {
+                    key: key_text.clone(),
+                    retry_after_secs: 1,
+                }),
+                (Completion::StoreFailed, true) => Err(IdempotencyError::NotCommitted {
+                    key: key_text.clone(),
+                    reason: "the store could not commit the output and the handler's writes"
+                        .to_owned(),
+                }),
+                (Completion::WritesRejected, true) => Err(IdempotencyError::NotCommitted {
+                    key: key_text.clone(),
+                    reason: "a concurrent change refused the handler's writes".to_owned(),
+                }),
             }
-            Ok(output)
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;

@@ -22,6 +22,8 @@ pub enum ProblemKind {
     StoreUnavailable,
     /// The stored response for this key cannot be read.
     StoredResponseUnreadable,
+    /// The handler's writes were refused by a concurrent change; nothing was committed.
+    WritesRejected,
 }
 
 impl ProblemKind {
@@ -36,6 +38,7 @@ impl ProblemKind {
             Self::StoredResponseUnreadable => {
                 "urn:lambda-idempotency:problem:stored-response-unreadable"
             }
+            Self::WritesRejected => "urn:lambda-idempotency:problem:writes-rejected",
         }
     }
 
@@ -50,6 +53,7 @@ impl ProblemKind {
             Self::StoredResponseUnreadable => {
                 "The stored response for this Idempotency-Key cannot be read"
             }
+            Self::WritesRejected => "A concurrent change refused this request's writes",
         }
     }
 }

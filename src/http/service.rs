@@ -15,8 +15,9 @@ use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
 use super::problem::{ProblemKind, problem_response};
 use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
 use super::stored::StoredResponse;
+use crate::atomic::AtomicWrites;
 use crate::clock::Clock;
-use crate::engine::{Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
+use crate::engine::{Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
 use crate::key::IdempotencyKey;
 use crate::record::Status;
 use crate::scope::Scope;
@@ -252,31 +253,71 @@ where
         Ok(BeginOutcome::Started { lease, replaced }) => (lease, replaced),
     };
 
-    let result = AssertUnwindSafe(async { inner.call(request).await })
-        .catch_unwind()
-        .await;
-    match result {
+    // With a transactional store, the handler's writes wait for the completion.
+    let atomic = settings
+        .store
+        .supports_atomic_writes()
+        .then(AtomicWrites::default);
+    let call = AssertUnwindSafe(async {
+        match &atomic {
+            Some(writes) => writes.clone().scope(inner.call(request)).await,
+            None => inner.call(request).await,
+        }
+    });
+    match call.catch_unwind().await {
         Ok(Ok(r)) => {
             let response = r.into_response().await;
             let status = response.status();
-            if settings.policy.is_final(status) {
-                let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
-                let bytes = stored.encode();
-                let outcome = complete(&*settings.store, &lease, &bytes).await;
-                let record = match outcome {
-                    Outcome::Executed => {
-                        report.record_size = Some(bytes.len());
-                        Some(Status::Completed)
-                    }
-                    Outcome::LeaseLost => None,
-                    _ => Some(Status::Pending),
-                };
-                log(&mut report, outcome, status, record);
-            } else {
+            if !settings.policy.is_final(status) {
                 fail(&*settings.store, &lease).await;
                 log(&mut report, Outcome::Errored, status, Some(Status::Errored));
+                return Ok(response);
             }
-            Ok(response)
+            let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
+            let bytes = stored.encode();
+            let completion = complete(
+                &*settings.store,
+                &lease,
+                &bytes,
+                atomic.as_ref().map(AtomicWrites::take),
+            )
+            .await;
+            let record = match completion {
+                Completion::Stored => {
+                    report.record_size = Some(bytes.len());
+                    Some(Status::Completed)
+                }
+                Completion::LeaseLost => None,
+                Completion::StoreFailed if atomic.is_none() => Some(Status::Pending),
+                Completion::StoreFailed | Completion::WritesRejected => Some(Status::Errored),
+            };
+            let answer = match (completion, atomic.is_some()) {
+                (Completion::Stored, _) | (_, false) => response,
+                // Nothing was committed: the handler's answer must not reach the client.
+                (Completion::LeaseLost, true) => problem_response(
+                    ProblemKind::InFlight,
+                    StatusCode::CONFLICT,
+                    "Another attempt of this request took over while it ran; nothing from this attempt was committed. Retry to get its result.",
+                    Some(&key),
+                    Some(1),
+                ),
+                (Completion::StoreFailed, true) => problem_response(
+                    ProblemKind::StoreUnavailable,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The result could not be committed; nothing from this attempt was stored. Retry with the same Idempotency-Key.",
+                    Some(&key),
+                    Some(settings.store_retry_after),
+                ),
+                (Completion::WritesRejected, true) => problem_response(
+                    ProblemKind::WritesRejected,
+                    StatusCode::CONFLICT,
+                    "A concurrent change refused this request's writes; nothing was committed. Retry with the same Idempotency-Key.",
+                    Some(&key),
+                    Some(1),
+                ),
+            };
+            log(&mut report, completion.outcome(), answer.status(), record);
+            Ok(answer)
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;

@@ -203,16 +203,29 @@ impl<S: Store> Store for CachedStore<S> {
         Ok(outcome)
     }
 
+    fn supports_atomic_writes(&self) -> bool {
+        self.inner.supports_atomic_writes()
+    }
+
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        let pending = lock(&self.pending).remove(lease.token.as_str());
+        let outcome = self
+            .inner
+            .complete_with_writes(lease, response, writes)
+            .await?;
+        self.cache_completed(&outcome, pending, response);
+        Ok(outcome)
+    }
+
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         let pending = lock(&self.pending).remove(lease.token.as_str());
         let outcome = self.inner.complete(lease, response).await?;
-        if let (WriteOutcome::Written, Some(mut record)) = (&outcome, pending) {
-            let now_ms = self.clock.now_millis();
-            record.status = Status::Completed;
-            record.response = Some(response.to_vec());
-            record.updated_at_ms = now_ms;
-            lock(&self.state).insert(record, now_ms);
-        }
+        self.cache_completed(&outcome, pending, response);
         Ok(outcome)
     }
 
@@ -228,6 +241,18 @@ impl<S: Store> Store for CachedStore<S> {
     async fn delete(&self, partition_key: &str) -> Result<bool> {
         lock(&self.state).remove(partition_key);
         self.inner.delete(partition_key).await
+    }
+}
+
+impl<S> CachedStore<S> {
+    fn cache_completed(&self, outcome: &WriteOutcome, pending: Option<Record>, response: &[u8]) {
+        if let (WriteOutcome::Written, Some(mut record)) = (outcome, pending) {
+            let now_ms = self.clock.now_millis();
+            record.status = Status::Completed;
+            record.response = Some(response.to_vec());
+            record.updated_at_ms = now_ms;
+            lock(&self.state).insert(record, now_ms);
+        }
     }
 }
 

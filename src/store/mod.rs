@@ -77,15 +77,20 @@ pub enum BeginOutcome {
     Mismatch(Box<Record>),
 }
 
-/// The result of [`Store::complete`] and [`Store::fail`].
+/// The result of [`Store::complete`], [`Store::complete_with_writes`] and [`Store::fail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// The record was updated.
+    /// The record was updated (and the handler's writes committed with it).
     Written,
     /// The lease was no longer the caller's; nothing was written.
     LeaseLost {
         /// The record as it is now, if it still exists.
         current: Option<Box<Record>>,
+    },
+    /// One of the handler's own writes failed its condition; nothing was written.
+    WritesRejected {
+        /// Position of the refused write among the handler's writes.
+        index: usize,
     },
 }
 
@@ -97,6 +102,29 @@ pub trait Store: Debug + Send + Sync + 'static {
 
     /// Marks the record `COMPLETED` with `response`, fenced on the lease token.
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome>;
+
+    /// Whether [`Store::complete_with_writes`] commits atomically.
+    fn supports_atomic_writes(&self) -> bool {
+        false
+    }
+
+    /// Marks the record `COMPLETED` with `response` and commits the handler's
+    /// `writes` in the same transaction, fenced on the lease token: all or nothing.
+    /// Stores without transactions refuse non-empty `writes`.
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        if writes.is_empty() {
+            return self.complete(lease, response).await;
+        }
+        Err(crate::Error::StoreRejected {
+            message: "this store cannot commit a handler's writes atomically".to_owned(),
+            source: None,
+        })
+    }
 
     /// Marks the record `ERRORED` so the same request may run again, fenced on the
     /// lease token.
@@ -116,6 +144,17 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         (**self).complete(lease, response).await
+    }
+    fn supports_atomic_writes(&self) -> bool {
+        (**self).supports_atomic_writes()
+    }
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        (**self).complete_with_writes(lease, response, writes).await
     }
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
         (**self).fail(lease).await
