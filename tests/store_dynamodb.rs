@@ -9,12 +9,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ProjectionType,
+    ScalarAttributeType, TimeToLiveStatus,
+};
 use behaviour::{request, start, with_body};
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::ManualClock;
 use lambda_idempotency::record::Status;
-use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore, create_table};
+use lambda_idempotency::store::dynamodb::{
+    AttributeNames, DynamoDbStore, EXPIRY_INDEX, create_table, expiry_bucket,
+};
 use lambda_idempotency::store::{BeginOutcome, Store, WriteOutcome};
 
 async fn make() -> (Arc<dyn Store>, ManualClock) {
@@ -92,7 +97,8 @@ async fn expired_record_is_still_in_the_table_but_reads_as_absent() {
     store.complete(&lease, b"old").await.unwrap();
     clock.advance(behaviour::EXPIRY + Duration::from_secs(1));
 
-    // DynamoDB Local never runs TTL, so the item is there: like production's late deletes.
+    // Expired by our clock, but expires_at is in the real future, so no TTL (DynamoDB
+    // Local runs one too) has removed the item: like production's late deletes.
     let raw = support::client()
         .await
         .scan()
@@ -186,6 +192,7 @@ async fn custom_attribute_names_work_end_to_end() {
         status: "state".into(),
         expires_at: "ttl".into(),
         response: "body".into(),
+        expiry_bucket: "gsi_bucket".into(),
         ..AttributeNames::default()
     };
     let table = support::fresh_table(&client, &names).await;
@@ -212,6 +219,22 @@ async fn custom_attribute_names_work_end_to_end() {
         AttributeValue::S(Status::Completed.as_str().into())
     );
     assert!(keys.contains_key("ttl") && keys.contains_key("body"));
+    let AttributeValue::N(ttl) = &keys["ttl"] else {
+        panic!("ttl is not a number")
+    };
+    assert_eq!(
+        keys["gsi_bucket"],
+        AttributeValue::S(expiry_bucket(ttl.parse().unwrap(), r.scope.partition_key()))
+    );
+    assert!(!keys.contains_key("expiry_bucket"));
+    let index = expiry_index(&client, &table).await;
+    assert_eq!(
+        index,
+        [
+            ("gsi_bucket".into(), "HASH".into()),
+            ("ttl".into(), "RANGE".into())
+        ]
+    );
     let ttl = client
         .describe_time_to_live()
         .table_name(&table)
@@ -238,6 +261,87 @@ async fn create_table_is_idempotent_and_enables_ttl() {
     let spec = ttl.time_to_live_description().unwrap();
     assert_eq!(spec.attribute_name(), Some("expires_at"));
     assert_eq!(spec.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_eq!(
+        expiry_index(&client, &table).await,
+        [
+            ("expiry_bucket".into(), "HASH".into()),
+            ("expires_at".into(), "RANGE".into())
+        ]
+    );
+}
+
+/// The expiry index's key schema as (attribute, key type), after checking that it
+/// projects keys only.
+async fn expiry_index(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, String)> {
+    let out = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let index = out
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some(EXPIRY_INDEX))
+        .unwrap_or_else(|| panic!("{table} has no {EXPIRY_INDEX}"));
+    assert_eq!(
+        index.projection().and_then(|p| p.projection_type()),
+        Some(&ProjectionType::KeysOnly)
+    );
+    index
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_table_adds_the_expiry_index_to_an_older_table() {
+    let client = support::client().await;
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_table(&client, &table, &AttributeNames::default())
+        .await
+        .unwrap();
+    // Added, not waited for (DynamoDB backfills it; Local may leave it CREATING).
+    assert_eq!(
+        expiry_index(&client, &table).await,
+        [
+            ("expiry_bucket".into(), "HASH".into()),
+            ("expires_at".into(), "RANGE".into())
+        ]
+    );
+    // Again: it is there, nothing to add.
+    create_table(&client, &table, &AttributeNames::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

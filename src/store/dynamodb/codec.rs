@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::fingerprint::Fingerprint;
@@ -49,6 +50,9 @@ pub struct AttributeNames {
     pub key: String,
     /// Item format version (N).
     pub format: String,
+    /// The expiry index's partition key (S): `"{expires_at / 3600}#{shard}"`, see
+    /// [`expiry_bucket`]. Written with every record, never read back.
+    pub expiry_bucket: String,
 }
 
 impl Default for AttributeNames {
@@ -67,13 +71,42 @@ impl Default for AttributeNames {
             actor: "actor".into(),
             key: "idempotency_key".into(),
             format: "format".into(),
+            expiry_bucket: "expiry_bucket".into(),
         }
     }
 }
 
+/// How many expiry-index partitions one hour of expiring records is spread over.
+pub const EXPIRY_SHARDS: u8 = 8;
+
+/// The shard of a partition key: the first byte of its SHA-256, modulo
+/// [`EXPIRY_SHARDS`]. Stable across versions and processes.
+pub fn expiry_shard(partition_key: &str) -> u8 {
+    Sha256::digest(partition_key.as_bytes())[0] % EXPIRY_SHARDS
+}
+
+/// The expiry index's partition key for an hour (`expires_at / 3600`) and a shard.
+pub fn expiry_bucket_of(hour: i64, shard: u8) -> String {
+    format!("{hour}#{shard}")
+}
+
+/// The expiry index's partition key for a record: `"{expires_at / 3600}#{shard}"`.
+///
+/// ```
+/// use lambda_idempotency::store::dynamodb::{EXPIRY_SHARDS, expiry_bucket, expiry_shard};
+///
+/// let pk = "k1|12:POST /orders|5:alice|order-1";
+/// let bucket = expiry_bucket(1_700_003_599, pk);
+/// assert_eq!(bucket, format!("472223#{}", expiry_shard(pk)));
+/// assert!(expiry_shard(pk) < EXPIRY_SHARDS);
+/// ```
+pub fn expiry_bucket(expires_at: i64, partition_key: &str) -> String {
+    expiry_bucket_of(expires_at.div_euclid(3600), expiry_shard(partition_key))
+}
+
 /// Encodes a record as an item.
 pub(crate) fn encode(names: &AttributeNames, r: &Record) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::with_capacity(13);
+    let mut item = HashMap::with_capacity(14);
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let n = |v: i64| AttributeValue::N(v.to_string());
     item.insert(names.partition_key.clone(), s(&r.partition_key));
@@ -94,10 +127,16 @@ pub(crate) fn encode(names: &AttributeNames, r: &Record) -> HashMap<String, Attr
     item.insert(names.actor.clone(), s(&r.actor));
     item.insert(names.key.clone(), s(&r.key));
     item.insert(names.format.clone(), n(i64::from(FORMAT_VERSION)));
+    item.insert(
+        names.expiry_bucket.clone(),
+        s(&expiry_bucket(r.expires_at, &r.partition_key)),
+    );
     item
 }
 
 /// Decodes an item; a missing or mistyped attribute is [`Error::CorruptRecord`].
+/// The expiry bucket is derived data and is ignored (items written before it existed
+/// decode too).
 pub(crate) fn decode(
     names: &AttributeNames,
     item: &HashMap<String, AttributeValue>,
@@ -193,6 +232,36 @@ mod tests {
                 assert_eq!(decode(&names, &item).unwrap(), r);
             }
         }
+    }
+
+    #[test]
+    fn the_expiry_bucket_is_written_and_ignored_on_read() {
+        let names = AttributeNames {
+            expiry_bucket: "gsi1pk".into(),
+            ..AttributeNames::default()
+        };
+        let r = sample(None);
+        let mut item = encode(&names, &r);
+        let shard = expiry_shard(&r.partition_key);
+        assert_eq!(
+            item["gsi1pk"],
+            AttributeValue::S(format!("{}#{shard}", 1_700_086_400 / 3600))
+        );
+        item.remove("gsi1pk");
+        assert_eq!(decode(&names, &item).unwrap(), r);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        // The first byte of SHA-256("") is 0xe3 = 227; 227 % 8 = 3.
+        assert_eq!(expiry_shard(""), 3);
+        let mut seen = [0u32; EXPIRY_SHARDS as usize];
+        for i in 0..800 {
+            seen[usize::from(expiry_shard(&format!("k1|r|a|key-{i}")))] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(expiry_bucket(-1, ""), "-1#3");
+        assert_eq!(expiry_bucket(7199, ""), "1#3");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Maps the SDK's errors into the crate's [`Error`].
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;
@@ -16,15 +17,19 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Maps an SDK error that is not a conditional-check failure.
-pub(crate) fn map_sdk_error<E, R>(err: SdkError<E, R>, table: &str) -> Error
+pub(crate) fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, table: &str) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = err.code().map(str::to_owned);
-    let message = match (&code, err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.clone(),
+    let message = match (&code, err.message(), &err) {
+        (Some(code), Some(message), _) => format!("{code}: {message}"),
+        (Some(code), None, _) => code.clone(),
+        // Something answered, but not as DynamoDB would (a proxy, another server).
+        (None, _, SdkError::ServiceError(e)) => format!(
+            "unexpected HTTP {} response without a DynamoDB error code (is the endpoint DynamoDB?)",
+            e.raw().status().as_u16()
+        ),
         _ => describe(&err),
     };
     match &err {

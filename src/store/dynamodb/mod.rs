@@ -9,6 +9,10 @@
 //!
 //! The endpoint, region and credentials come from the SDK's usual configuration, so
 //! `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local.
+//!
+//! Every record also carries an expiry bucket, the key of the sparse index
+//! [`EXPIRY_INDEX`] that the [sweeper](mod@sweep) uses to delete expired records
+//! before TTL does and to keep per-day statistics ([`read_stats`]) in the same table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,11 +33,24 @@ use crate::error::{Error, Result};
 use crate::record::{Conflict, Record, Status};
 
 mod codec;
+pub mod day;
 mod errors;
+pub mod stats;
+pub mod sweep;
 mod table;
 
-pub use codec::{AttributeNames, FORMAT_VERSION};
-pub use table::create_table;
+pub use codec::{
+    AttributeNames, EXPIRY_SHARDS, FORMAT_VERSION, expiry_bucket, expiry_bucket_of, expiry_shard,
+};
+pub use stats::{
+    DayCounts, DayStats, STATS_PREFIX, STATS_RETENTION_DAYS, read_stats, stats_expires_at,
+    stats_key,
+};
+pub use sweep::{
+    DeleteOutcome, SweepOptions, SweepReport, check_expiry_index, delete_expired,
+    expiry_index_status, sweep,
+};
+pub use table::{EXPIRY_INDEX, create_table};
 
 use codec::{decode, encode};
 use errors::map_sdk_error;
@@ -130,6 +147,21 @@ impl DynamoDbStore {
             .await
             .map(|_| ())
             .map_err(|e| map_sdk_error(e, &self.table))
+    }
+
+    /// Reads a record as stored, expired or not: for operators (`idem inspect`).
+    /// Requests use [`Store::get`], where an expired record reads as absent.
+    pub async fn read_record(&self, partition_key: &str) -> Result<Option<Record>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .set_key(Some(self.key(partition_key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, &self.table))?;
+        out.item().map(|item| decode(&self.names, item)).transpose()
     }
 
     fn key(&self, partition_key: &str) -> HashMap<String, AttributeValue> {

@@ -5,8 +5,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
 use super::codec::AttributeNames;
@@ -16,8 +17,14 @@ use crate::error::{Error, Result};
 /// How long to wait for a new table to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Creates `table` (on-demand billing, string partition key) and turns on TTL on the
-/// expiry attribute. An existing table is left as it is, and TTL is still ensured.
+/// The sparse expiry index the sweeper queries: partition key `expiry_bucket` (S),
+/// sort key `expires_at` (N), keys only. See [`sweep`](mod@super::sweep).
+pub const EXPIRY_INDEX: &str = "expiry-index";
+
+/// Creates `table` (on-demand billing, string partition key) with the expiry index
+/// [`EXPIRY_INDEX`], and turns on TTL on the expiry attribute. An existing table is
+/// left as it is, except that TTL is ensured and a missing expiry index is added
+/// (without waiting for DynamoDB to backfill it).
 ///
 /// In production, create the table with the SAM template instead; this is for
 /// DynamoDB Local, tests and tools.
@@ -34,17 +41,13 @@ pub async fn create_table(client: &Client, table: &str, names: &AttributeNames) 
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&names.partition_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&names.partition_key)
-                .key_type(KeyType::Hash)
+        .set_attribute_definitions(Some(attribute_definitions(names, true)?))
+        .key_schema(key(&names.partition_key, KeyType::Hash)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(EXPIRY_INDEX)
+                .set_key_schema(Some(expiry_index_key_schema(names)?))
+                .projection(keys_only())
                 .build()
                 .map_err(|e| invalid(e.to_string()))?,
         )
@@ -56,6 +59,7 @@ pub async fn create_table(client: &Client, table: &str, names: &AttributeNames) 
         Err(e) => return Err(map_sdk_error(e, table)),
     }
     wait_until_active(client, table).await?;
+    ensure_expiry_index(client, table, names).await?;
     let ttl = client
         .update_time_to_live()
         .table_name(table)
@@ -79,6 +83,102 @@ pub async fn create_table(client: &Client, table: &str, names: &AttributeNames) 
         }
         Err(e) => Err(map_sdk_error(e, table)),
     }
+}
+
+fn attribute_definitions(
+    names: &AttributeNames,
+    with_partition_key: bool,
+) -> Result<Vec<AttributeDefinition>> {
+    let mut out = Vec::with_capacity(3);
+    let mut define = |name: &str, kind: ScalarAttributeType| -> Result<()> {
+        out.push(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+                .map_err(|e| invalid(e.to_string()))?,
+        );
+        Ok(())
+    };
+    if with_partition_key {
+        define(&names.partition_key, ScalarAttributeType::S)?;
+    }
+    define(&names.expiry_bucket, ScalarAttributeType::S)?;
+    define(&names.expires_at, ScalarAttributeType::N)?;
+    Ok(out)
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+fn expiry_index_key_schema(names: &AttributeNames) -> Result<Vec<KeySchemaElement>> {
+    Ok(vec![
+        key(&names.expiry_bucket, KeyType::Hash)?,
+        key(&names.expires_at, KeyType::Range)?,
+    ])
+}
+
+fn keys_only() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::KeysOnly)
+        .build()
+}
+
+/// Adds the expiry index to a table created before it existed. It does not wait for
+/// it: DynamoDB backfills a new index from the table's items, which takes minutes or
+/// more on a large table (and DynamoDB Local sometimes leaves it `CREATING` for long);
+/// the sweeper can use it once it is `ACTIVE` (see
+/// [`check_expiry_index`](super::check_expiry_index)).
+async fn ensure_expiry_index(client: &Client, table: &str, names: &AttributeNames) -> Result<()> {
+    if index_status(client, table).await?.is_some() {
+        return Ok(());
+    }
+    let added = client
+        .update_table()
+        .table_name(table)
+        .set_attribute_definitions(Some(attribute_definitions(names, false)?))
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(EXPIRY_INDEX)
+                        .set_key_schema(Some(expiry_index_key_schema(names)?))
+                        .projection(keys_only())
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                )
+                .build(),
+        )
+        .send()
+        .await;
+    match added {
+        Ok(_) => Ok(()),
+        // Another caller is adding it at the same time.
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(map_sdk_error(e, table)),
+    }
+}
+
+/// The expiry index's status, or `None` when the table has no such index.
+pub(crate) async fn index_status(client: &Client, table: &str) -> Result<Option<IndexStatus>> {
+    let out = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(e, table))?;
+    Ok(out.table().and_then(|t| {
+        t.global_secondary_indexes()
+            .iter()
+            .find(|i| i.index_name() == Some(EXPIRY_INDEX))
+            // DynamoDB Local leaves the status out; an index it lists is usable.
+            .map(|i| i.index_status().cloned().unwrap_or(IndexStatus::Active))
+    }))
 }
 
 async fn wait_until_active(client: &Client, table: &str) -> Result<()> {

@@ -1,0 +1,305 @@
+//! The sweeper function: on a schedule, deletes idempotency records that have expired
+//! but that DynamoDB's TTL has not removed yet, adds what it deleted to the per-day
+//! statistics, and reports its counts as one CloudWatch EMF line.
+//!
+//! The work is [`lambda_idempotency::store::dynamodb::sweep()`]; [its module
+//! docs](mod@lambda_idempotency::store::dynamodb::sweep) explain
+//! how expired records are found and what a run costs. This crate adds the settings
+//! (`SWEEP_MAX_ITEMS`, `SWEEP_LOOKBACK_HOURS`), the metrics and the Lambda handler,
+//! which accepts any event (an EventBridge schedule sends a `Scheduled Event`).
+//!
+//! ```no_run
+//! use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions};
+//! use sweeper::Sweeper;
+//!
+//! # async fn example(client: aws_sdk_dynamodb::Client) -> Result<(), sweeper::SweepError> {
+//! let sweeper = Sweeper::new(DynamoDbStore::new(client, "idempotency"), SweepOptions::default());
+//! let report = sweeper.run().await?;
+//! println!("{}", sweeper.emf_line(&report));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use lambda_idempotency::clock::{Clock, SharedClock, SystemClock};
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions, SweepReport, sweep};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+/// Environment variable: most expired keys deleted per run (default 1000).
+pub const ENV_MAX_ITEMS: &str = "SWEEP_MAX_ITEMS";
+/// Environment variable: how many hours of expiry time a run looks back (default 73).
+pub const ENV_LOOKBACK_HOURS: &str = "SWEEP_LOOKBACK_HOURS";
+
+/// The largest accepted `SWEEP_MAX_ITEMS`: a run deletes about 1 000 keys a second,
+/// and a Lambda runs for at most 15 minutes.
+pub const MAX_MAX_ITEMS: u32 = 500_000;
+/// The largest accepted `SWEEP_LOOKBACK_HOURS` (31 days): each hour costs 8 queries
+/// per run.
+pub const MAX_LOOKBACK_HOURS: u32 = 744;
+
+/// The EMF namespace.
+pub const NAMESPACE: &str = "Idempotency";
+/// The value of the `service` dimension.
+pub const SERVICE: &str = "sweeper";
+/// Records deleted by a run.
+pub const METRIC_DELETED: &str = "idempotency.sweep.deleted.count";
+/// Expired keys left alone because their record was begun again.
+pub const METRIC_SKIPPED: &str = "idempotency.sweep.skipped.count";
+/// Deleted records that were still `PENDING` (abandoned requests).
+pub const METRIC_ABANDONED: &str = "idempotency.sweep.abandoned.count";
+
+/// Why the sweeper could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweepError {
+    /// A setting is missing or out of range.
+    #[error("environment variable {name} {problem}")]
+    Setting {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// DynamoDB failed (missing table or index, unreachable, refused).
+    #[error(transparent)]
+    Store(#[from] lambda_idempotency::Error),
+}
+
+impl SweepError {
+    /// A stable name for logs and Lambda diagnostics.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Setting { .. } => "Sweeper.Setting",
+            Self::Store(e) => e.error_type(),
+        }
+    }
+}
+
+impl From<SweepError> for Diagnostic {
+    fn from(e: SweepError) -> Self {
+        Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Reads a required variable naming a table.
+pub fn required_table(name: &'static str) -> Result<String, SweepError> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(SweepError::Setting {
+            name,
+            problem: "must name a DynamoDB table".into(),
+        }),
+    }
+}
+
+/// The sweep bounds from `SWEEP_MAX_ITEMS` and `SWEEP_LOOKBACK_HOURS`, each optional.
+pub fn options_from_env() -> Result<SweepOptions, SweepError> {
+    let var = |name| std::env::var(name).ok();
+    options_from(
+        var(ENV_MAX_ITEMS).as_deref(),
+        var(ENV_LOOKBACK_HOURS).as_deref(),
+    )
+}
+
+/// The sweep bounds from the two settings' values (`None` or empty: the default).
+pub fn options_from(
+    max_items: Option<&str>,
+    lookback_hours: Option<&str>,
+) -> Result<SweepOptions, SweepError> {
+    let mut options = SweepOptions::default();
+    if let Some(value) = max_items.filter(|v| !v.trim().is_empty()) {
+        options.max_items = parse_bounded(ENV_MAX_ITEMS, value, 1, MAX_MAX_ITEMS)?;
+    }
+    if let Some(value) = lookback_hours.filter(|v| !v.trim().is_empty()) {
+        options.lookback_hours = parse_bounded(ENV_LOOKBACK_HOURS, value, 0, MAX_LOOKBACK_HOURS)?;
+    }
+    Ok(options)
+}
+
+fn parse_bounded(name: &'static str, value: &str, min: u32, max: u32) -> Result<u32, SweepError> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(SweepError::Setting {
+            name,
+            problem: format!("must be a whole number from {min} to {max}, not {value:?}"),
+        }),
+    }
+}
+
+/// One sweep per invocation over one table.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    store: DynamoDbStore,
+    options: SweepOptions,
+    clock: SharedClock,
+}
+
+impl Sweeper {
+    /// A sweeper over `store`'s table, on the system clock.
+    pub fn new(store: DynamoDbStore, options: SweepOptions) -> Self {
+        Self {
+            store,
+            options,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Reads time from `clock` (tests move it forward to make records expire).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The bounds of each run.
+    pub fn options(&self) -> &SweepOptions {
+        &self.options
+    }
+
+    /// Runs one sweep now.
+    pub async fn run(&self) -> Result<SweepReport, SweepError> {
+        Ok(sweep(&self.store, self.clock.now_secs(), &self.options).await?)
+    }
+
+    /// The Lambda handler: any event, one sweep, one EMF line on standard output, and
+    /// the report as the function's result.
+    pub async fn handle(&self, _event: LambdaEvent<Value>) -> Result<SweepReport, SweepError> {
+        let report = self.run().await?;
+        println!("{}", self.emf_line(&report));
+        Ok(report)
+    }
+
+    /// The report as one CloudWatch Embedded Metric Format line, timestamped now.
+    pub fn emf_line(&self, report: &SweepReport) -> String {
+        emf_line(report, self.clock.now_millis())
+    }
+}
+
+/// A report as one CloudWatch Embedded Metric Format line: namespace `Idempotency`,
+/// dimension `service` = `sweeper`, the three sweep metrics (unit `Count`), and the
+/// other counts as plain properties for CloudWatch Logs Insights.
+///
+/// ```
+/// use lambda_idempotency::store::dynamodb::SweepReport;
+///
+/// let line = sweeper::emf_line(&SweepReport { deleted: 3, ..SweepReport::default() }, 1_717_326_000_000);
+/// let json: serde_json::Value = serde_json::from_str(&line)?;
+/// assert_eq!(json["idempotency.sweep.deleted.count"], 3);
+/// assert_eq!(json["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Idempotency");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn emf_line(report: &SweepReport, timestamp_ms: i64) -> String {
+    let metrics = [
+        (METRIC_DELETED, report.deleted),
+        (METRIC_SKIPPED, report.skipped_rebegun),
+        (METRIC_ABANDONED, report.abandoned),
+    ];
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["service"]],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+        "service": SERVICE,
+        "scanned": report.scanned,
+        "completed": report.completed,
+        "errored": report.errored,
+        "already_gone": report.already_gone,
+        "reached_max_items": report.reached_max_items,
+        "dynamodb_calls": report.dynamodb_calls,
+    });
+    if let Value::Object(map) = &mut line {
+        for (name, value) in metrics {
+            map.insert(name.to_owned(), json!(value));
+        }
+    }
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_has_the_aws_block_dimension_and_metrics() {
+        let report = SweepReport {
+            scanned: 9,
+            deleted: 7,
+            skipped_rebegun: 2,
+            abandoned: 3,
+            dynamodb_calls: 20,
+            ..SweepReport::default()
+        };
+        let line = emf_line(&report, 1_717_326_000_123);
+        assert!(!line.contains('\n'));
+        let json: Value = serde_json::from_str(&line).unwrap();
+        let aws = &json["_aws"];
+        assert_eq!(aws["Timestamp"], 1_717_326_000_123_i64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Idempotency");
+        assert_eq!(directive["Dimensions"], json!([["service"]]));
+        assert_eq!(json["service"], "sweeper");
+        let names: Vec<_> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["Unit"], "Count");
+                m["Name"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "idempotency.sweep.deleted.count",
+                "idempotency.sweep.skipped.count",
+                "idempotency.sweep.abandoned.count"
+            ]
+        );
+        // Every metric named in the directive has a numeric value at the top level.
+        assert_eq!(json["idempotency.sweep.deleted.count"], 7);
+        assert_eq!(json["idempotency.sweep.skipped.count"], 2);
+        assert_eq!(json["idempotency.sweep.abandoned.count"], 3);
+        assert_eq!(json["scanned"], 9);
+    }
+
+    #[test]
+    fn settings_default_and_bounds() {
+        let d = options_from(None, None).unwrap();
+        assert_eq!((d.max_items, d.lookback_hours), (1000, 73));
+        let o = options_from(Some("50"), Some(" 0 ")).unwrap();
+        assert_eq!((o.max_items, o.lookback_hours), (50, 0));
+        assert_eq!(options_from(Some(""), None).unwrap(), d);
+        for (max, lookback, message) in [
+            (
+                Some("0"),
+                None,
+                "environment variable SWEEP_MAX_ITEMS must be a whole number from 1 to 500000, not \"0\"",
+            ),
+            (
+                None,
+                Some("-1"),
+                "environment variable SWEEP_LOOKBACK_HOURS must be a whole number from 0 to 744, not \"-1\"",
+            ),
+            (
+                Some("many"),
+                None,
+                "environment variable SWEEP_MAX_ITEMS must be a whole number from 1 to 500000, not \"many\"",
+            ),
+        ] {
+            let err = options_from(max, lookback).unwrap_err();
+            assert_eq!(err.to_string(), message);
+            assert_eq!(Diagnostic::from(err).error_type, "Sweeper.Setting");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The sweeper on Lambda, for an EventBridge schedule.
+//!
+//! Reads `IDEMPOTENCY_TABLE`, optional `SWEEP_MAX_ITEMS` (default 1000) and
+//! `SWEEP_LOOKBACK_HOURS` (default 73), and the SDK's usual settings
+//! (`AWS_ENDPOINT_URL_DYNAMODB` locally). A missing variable, table or expiry index
+//! stops the start-up with one clear line.
+
+use std::sync::Arc;
+
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, check_expiry_index};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use sweeper::{Sweeper, options_from_env, required_table};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if let Err(e) = run().await {
+        // One readable line in the function's log instead of a Debug dump.
+        eprintln!("sweeper: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    let table = required_table(ENV_TABLE)?;
+    let options = options_from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    check_expiry_index(&store).await?;
+    let sweeper = Arc::new(Sweeper::new(store, options));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let sweeper = Arc::clone(&sweeper);
+        async move { sweeper.handle(event).await }
+    }))
+    .await
+}
