@@ -7,7 +7,28 @@ SHELL := bash
 WITH_DYNAMODB := scripts/with-dynamodb-local.sh
 REQUIRE := scripts/require.sh
 
-.PHONY: test lint demo dynamodb-local
+.PHONY: test lint demo dynamodb-local lint-template build deploy local
+
+# Template linters, pip-installed into a git-ignored virtualenv. Versions verified
+# together with `make lint-template` (cfn-lint is also aws-sam-cli's linter).
+CFN_LINT_VERSION := 1.58.0
+SAM_CLI_VERSION := 1.170.0
+CI_VENV := .venv-ci
+CI_VENV_STAMP := $(CI_VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)
+# `sam validate --lint` works offline; dummy credentials and no profile keep it from
+# looking for real ones, and telemetry stays off.
+SAM_OFFLINE := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint \
+	AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0
+
+# cargo-lambda is needed by build, deploy and local only (never by CI: it takes about
+# 20 minutes to install).
+define require_cargo_lambda
+	@cargo lambda --version >/dev/null 2>&1 || { \
+	  echo "cargo lambda not found: install it with 'cargo install cargo-lambda --locked'" >&2; \
+	  echo "(about 20 minutes), plus zig for cross-compiling to arm64: 'pip install ziglang'." >&2; \
+	  echo "See https://www.cargo-lambda.info/guide/installation.html for prebuilt binaries." >&2; \
+	  exit 1; }
+endef
 
 ## test: lint, then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local
 test: lint
@@ -28,3 +49,41 @@ demo:
 ## dynamodb-local: keep one DynamoDB Local running until Ctrl-C
 dynamodb-local:
 	$(WITH_DYNAMODB) bash -c 'echo "export AWS_ENDPOINT_URL_DYNAMODB=$$AWS_ENDPOINT_URL_DYNAMODB"; echo "press Ctrl-C to stop"; sleep infinity'
+
+## lint-template: cfn-lint and `sam validate --lint` on template.yaml (offline; installs both into .venv-ci/ once)
+lint-template: $(CI_VENV_STAMP)
+	$(CI_VENV)/bin/cfn-lint template.yaml
+	$(SAM_OFFLINE) $(CI_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+
+$(CI_VENV_STAMP):
+	@$(REQUIRE) python3
+	@python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 9))' || { \
+	  echo "python3 3.9+ with the venv module is needed for aws-sam-cli (e.g. apt-get install python3-venv)" >&2; exit 1; }
+	rm -rf $(CI_VENV)
+	python3 -m venv $(CI_VENV)
+	$(CI_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  "cfn-lint==$(CFN_LINT_VERSION)" "aws-sam-cli==$(SAM_CLI_VERSION)"
+	$(CI_VENV)/bin/cfn-lint --version
+	$(SAM_OFFLINE) $(CI_VENV)/bin/sam --version
+	touch $@
+
+## build: release arm64 binaries of every function in target/lambda/<name>/bootstrap (needs cargo-lambda; not in CI)
+build:
+	@$(REQUIRE) cargo
+	$(require_cargo_lambda)
+	cargo lambda build --release --arm64 --workspace
+
+## deploy: sam build, then `sam deploy --guided` (needs cargo-lambda and AWS credentials; never run in CI)
+deploy: build $(CI_VENV_STAMP)
+	$(CI_VENV)/bin/sam build --template template.yaml
+	$(CI_VENV)/bin/sam deploy --guided
+
+## local: DynamoDB Local with the tables, then `cargo lambda watch` on every function (needs cargo-lambda; Ctrl-C stops)
+local:
+	@$(REQUIRE) cargo curl
+	$(require_cargo_lambda)
+	$(WITH_DYNAMODB) scripts/local-stack.sh
+
+.PHONY: idem
+idem:
+	cargo run -q -p idem -- --help

@@ -51,3 +51,8 @@ pub mod __private {
     pub use tokio::sync::OnceCell;
     pub use tower::{Layer, ServiceExt};
 }
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
