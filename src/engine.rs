@@ -56,6 +56,9 @@ pub(crate) enum Completion {
     /// Atomic only: one of the handler's writes failed its condition; nothing was
     /// committed and the record was marked `ERRORED`.
     WritesRejected,
+    /// Atomic only: the handler's writes cannot be committed in one transaction (too
+    /// many or too large); nothing was committed and the record was marked `ERRORED`.
+    WritesTooLarge,
 }
 
 impl Completion {
@@ -64,7 +67,7 @@ impl Completion {
             Self::Stored => Outcome::Executed,
             Self::LeaseLost => Outcome::LeaseLost,
             Self::StoreFailed => Outcome::StoreError,
-            Self::WritesRejected => Outcome::Errored,
+            Self::WritesRejected | Self::WritesTooLarge => Outcome::Errored,
         }
     }
 }
@@ -97,6 +100,11 @@ pub(crate) async fn complete(
             tracing::warn!(partition_key = %lease.partition_key, index, "a handler write failed its condition: nothing was committed");
             fail(store, lease).await;
             Completion::WritesRejected
+        }
+        Err(e @ crate::Error::TransactionTooLarge { .. }) => {
+            tracing::error!(partition_key = %lease.partition_key, error = %e, "the handler's writes do not fit in one transaction: nothing was committed");
+            fail(store, lease).await;
+            Completion::WritesTooLarge
         }
         Err(e) if atomic => {
             // Nothing was committed, or the transaction did commit and the record is

@@ -49,6 +49,17 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A handler's writes do not fit in one DynamoDB transaction with the record.
+    #[error(
+        "the handler's writes do not fit in one DynamoDB transaction: {actions} actions (at most 100, one is the idempotency record) and about {bytes} bytes (at most 4 MB)"
+    )]
+    TransactionTooLarge {
+        /// Actions, the record's completion included.
+        actions: usize,
+        /// Estimated size in bytes.
+        bytes: usize,
+    },
+
     /// A stored record could not be decoded.
     #[error("idempotency record {partition_key:?} is corrupt: {reason}")]
     CorruptRecord {
@@ -74,6 +85,7 @@ impl Error {
             Self::TableNotFound { .. } => "Idempotency.TableNotFound",
             Self::StoreRejected { .. } => "Idempotency.StoreRejected",
             Self::CorruptRecord { .. } => "Idempotency.CorruptRecord",
+            Self::TransactionTooLarge { .. } => "Idempotency.TransactionTooLarge",
         }
     }
 }

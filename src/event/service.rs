@@ -200,33 +200,37 @@ where
                     tracing::error!(error = %e, "the handler's output cannot be serialised; the record is marked errored");
                     fail(&*settings.store, &lease).await;
                     report.finish(Outcome::Errored, Some(Status::Errored));
-                    return match atomic {
-                        None => Ok(output),
-                        Some(_) => Err(IdempotencyError::NotCommitted {
+                    // Queued writes are dropped with the record: nothing was committed.
+                    return match atomic.as_ref().is_some_and(|w| !w.is_empty()) {
+                        false => Ok(output),
+                        true => Err(IdempotencyError::NotCommitted {
                             key: key_text.clone(),
                             reason: format!("the output cannot be serialised: {e}"),
                         }),
                     };
                 }
             };
-            let completion = complete(
-                &*settings.store,
-                &lease,
-                &bytes,
-                atomic.as_ref().map(AtomicWrites::take),
-            )
-            .await;
+            // Only handler writes make the completion atomic; without any, the handler's
+            // effects (if any) happened outside and its answer stands.
+            let writes = atomic
+                .as_ref()
+                .map(AtomicWrites::take)
+                .filter(|w| !w.is_empty());
+            let committed_with_writes = writes.is_some();
+            let completion = complete(&*settings.store, &lease, &bytes, writes).await;
             let record = match completion {
                 Completion::Stored => {
                     report.record_size = Some(bytes.len());
                     Some(Status::Completed)
                 }
                 Completion::LeaseLost => None,
-                Completion::StoreFailed if atomic.is_none() => Some(Status::Pending),
-                Completion::StoreFailed | Completion::WritesRejected => Some(Status::Errored),
+                Completion::StoreFailed if !committed_with_writes => Some(Status::Pending),
+                Completion::StoreFailed
+                | Completion::WritesRejected
+                | Completion::WritesTooLarge => Some(Status::Errored),
             };
             report.finish(completion.outcome(), record);
-            match (completion, atomic.is_some()) {
+            match (completion, committed_with_writes) {
                 (Completion::Stored, _) | (_, false) => Ok(output),
                 // Nothing was committed: the handler's output must not be returned.
                 (Completion::LeaseLost, true) => Err(IdempotencyError::AlreadyInProgress {
@@ -237,6 +241,10 @@ where
                     key: key_text.clone(),
                     reason: "the store could not commit the output and the handler's writes"
                         .to_owned(),
+                }),
+                (Completion::WritesTooLarge, true) => Err(IdempotencyError::NotCommitted {
+                    key: key_text.clone(),
+                    reason: "the handler's writes do not fit in one DynamoDB transaction (at most 99 writes and 4 MB)".to_owned(),
                 }),
                 (Completion::WritesRejected, true) => Err(IdempotencyError::NotCommitted {
                     key: key_text.clone(),

@@ -24,6 +24,8 @@ pub enum ProblemKind {
     StoredResponseUnreadable,
     /// The handler's writes were refused by a concurrent change; nothing was committed.
     WritesRejected,
+    /// The handler's writes do not fit in one transaction; nothing was committed.
+    WritesTooLarge,
 }
 
 impl ProblemKind {
@@ -39,6 +41,7 @@ impl ProblemKind {
                 "urn:lambda-idempotency:problem:stored-response-unreadable"
             }
             Self::WritesRejected => "urn:lambda-idempotency:problem:writes-rejected",
+            Self::WritesTooLarge => "urn:lambda-idempotency:problem:writes-too-large",
         }
     }
 
@@ -54,6 +57,7 @@ impl ProblemKind {
                 "The stored response for this Idempotency-Key cannot be read"
             }
             Self::WritesRejected => "A concurrent change refused this request's writes",
+            Self::WritesTooLarge => "This request's writes do not fit in one transaction",
         }
     }
 }

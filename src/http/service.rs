@@ -275,23 +275,26 @@ where
             }
             let stored = StoredResponse::capture(&response, |n| settings.replays_header(n));
             let bytes = stored.encode();
-            let completion = complete(
-                &*settings.store,
-                &lease,
-                &bytes,
-                atomic.as_ref().map(AtomicWrites::take),
-            )
-            .await;
+            // Only handler writes make the completion atomic; without any, the handler's
+            // effects (if any) happened outside and its answer stands.
+            let writes = atomic
+                .as_ref()
+                .map(AtomicWrites::take)
+                .filter(|w| !w.is_empty());
+            let committed_with_writes = writes.is_some();
+            let completion = complete(&*settings.store, &lease, &bytes, writes).await;
             let record = match completion {
                 Completion::Stored => {
                     report.record_size = Some(bytes.len());
                     Some(Status::Completed)
                 }
                 Completion::LeaseLost => None,
-                Completion::StoreFailed if atomic.is_none() => Some(Status::Pending),
-                Completion::StoreFailed | Completion::WritesRejected => Some(Status::Errored),
+                Completion::StoreFailed if !committed_with_writes => Some(Status::Pending),
+                Completion::StoreFailed
+                | Completion::WritesRejected
+                | Completion::WritesTooLarge => Some(Status::Errored),
             };
-            let answer = match (completion, atomic.is_some()) {
+            let answer = match (completion, committed_with_writes) {
                 (Completion::Stored, _) | (_, false) => response,
                 // Nothing was committed: the handler's answer must not reach the client.
                 (Completion::LeaseLost, true) => problem_response(
@@ -307,6 +310,13 @@ where
                     "The result could not be committed; nothing from this attempt was stored. Retry with the same Idempotency-Key.",
                     Some(&key),
                     Some(settings.store_retry_after),
+                ),
+                (Completion::WritesTooLarge, true) => problem_response(
+                    ProblemKind::WritesTooLarge,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The request's writes do not fit in one DynamoDB transaction (at most 99 writes and 4 MB beside the idempotency record); nothing was committed.",
+                    Some(&key),
+                    None,
                 ),
                 (Completion::WritesRejected, true) => problem_response(
                     ProblemKind::WritesRejected,

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContex
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::operation::{
     delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
-    update_item::UpdateItemInput,
+    transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
 };
 use lambda_idempotency::store::dynamodb::{AttributeNames, create_table};
 
@@ -85,6 +85,8 @@ impl Intercept for CallCounter {
             "GetItem"
         } else if input.downcast_ref::<DeleteItemInput>().is_some() {
             "DeleteItem"
+        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
+            "TransactWriteItems"
         } else {
             "Other"
         };

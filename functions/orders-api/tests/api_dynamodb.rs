@@ -425,7 +425,9 @@ async fn json_bodies_differing_only_in_key_order_and_whitespace_are_the_same_req
 async fn dynamodb_calls_per_request_are_the_minimum() {
     let h = Harness::new().await;
     h.call("create-order.new").await;
-    assert_eq!(h.calls.take(), ["PutItem", "UpdateItem"], "new key");
+    // Begin, then one transaction committing the order with the completion: the
+    // order's own write costs no extra call.
+    assert_eq!(h.calls.take(), ["PutItem", "TransactWriteItems"], "new key");
     h.call("create-order.duplicate").await;
     assert_eq!(h.calls.take(), ["PutItem"], "replay");
     h.call("create-order.conflict").await;
@@ -480,4 +482,112 @@ fn the_binary_refuses_to_start_without_its_tables() {
     let stderr = String::from_utf8_lossy(&absent.stderr);
     assert!(stderr.contains("no-such-idempotency-table"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Fails every atomic commit, as if the connection dropped between the handler and
+/// the completion; everything else goes to DynamoDB.
+#[derive(Debug)]
+struct CommitFails(DynamoDbStore);
+
+#[async_trait::async_trait]
+impl Store for CommitFails {
+    async fn begin(
+        &self,
+        r: &lambda_idempotency::store::BeginRequest,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::BeginOutcome> {
+        self.0.begin(r).await
+    }
+    async fn complete(
+        &self,
+        lease: &lambda_idempotency::store::Lease,
+        response: &[u8],
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        self.0.complete(lease, response).await
+    }
+    fn supports_atomic_writes(&self) -> bool {
+        true
+    }
+    async fn complete_with_writes(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+        _response: &[u8],
+        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(lambda_idempotency::Error::StoreUnavailable {
+            message: "injected: connection reset before the commit".into(),
+            source: None,
+        })
+    }
+    async fn fail(
+        &self,
+        lease: &lambda_idempotency::store::Lease,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        self.0.fail(lease).await
+    }
+    async fn get(
+        &self,
+        pk: &str,
+    ) -> lambda_idempotency::Result<Option<lambda_idempotency::record::Record>> {
+        self.0.get(pk).await
+    }
+    async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
+        self.0.delete(pk).await
+    }
+}
+
+#[tokio::test]
+async fn a_commit_failure_leaves_neither_order_nor_reservation_nor_a_completed_record() {
+    let h = Harness::new().await;
+    let layer = IdempotencyLayer::builder(CommitFails(h.store.clone()))
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    let api = OrdersApi::new(Arc::clone(&h.repo), h.gateway.clone()).with_clock(h.clock.clone());
+    for (op, route, key) in [
+        (
+            "create-order",
+            "POST /orders",
+            "6f1c2b7e-3d4a-4e5f-9a8b-7c6d5e4f3a2b",
+        ),
+        (
+            "reserve-inventory",
+            "POST /inventory/reservations",
+            "8a0e4f4c-0b39-4d0b-a1a4-3f1f0c1e2d3c",
+        ),
+    ] {
+        let response = service(api.clone(), &layer)
+            .oneshot(h.event(&format!("{op}.new")))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            503,
+            "{op}: the handler's 201 is not returned"
+        );
+        let record = h
+            .store
+            .get(&partition_key(route, "user-alice", key))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, Status::Errored, "{op}");
+    }
+    assert_eq!(h.effects().await.total(), 1, "only the seeded order");
+    assert_eq!(
+        h.repo.stock(SEED_SKU).await.unwrap(),
+        Some(SEED_STOCK),
+        "no stock taken"
+    );
+
+    // Retries through the healthy store commit each exactly once.
+    for op in ["create-order", "reserve-inventory"] {
+        assert_eq!(
+            h.call(&format!("{op}.duplicate")).await.status(),
+            201,
+            "{op}"
+        );
+    }
+    let effects = h.effects().await;
+    assert_eq!((effects.orders, effects.reservations), (2, 1));
+    assert_eq!(h.repo.stock(SEED_SKU).await.unwrap(), Some(SEED_STOCK - 3));
 }

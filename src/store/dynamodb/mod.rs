@@ -38,6 +38,7 @@ mod errors;
 pub mod stats;
 pub mod sweep;
 mod table;
+mod transact;
 
 pub use codec::{
     AttributeNames, EXPIRY_SHARDS, FORMAT_VERSION, expiry_bucket, expiry_bucket_of, expiry_shard,
@@ -324,6 +325,22 @@ impl Store for DynamoDbStore {
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         self.fenced_update(lease, Status::Completed, Some(response))
             .await
+    }
+
+    fn supports_atomic_writes(&self) -> bool {
+        true
+    }
+
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        if writes.is_empty() {
+            return self.complete(lease, response).await;
+        }
+        self.complete_in_transaction(lease, response, writes).await
     }
 
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {

@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TransactWriteItem,
     Update,
 };
+use lambda_idempotency::atomic::AtomicWrites;
 
 use super::{
     LineItem, Order, OrdersRepo, PaymentAttempt, Refund, RefundOutcome, RepoError, Reservation,
@@ -122,6 +123,53 @@ pub async fn create_orders_table(client: &Client, table: &str) -> Result<(), Rep
     Err(RepoError(format!("table {table:?} did not become active")))
 }
 
+impl DynamoDbRepo {
+    /// Checks the stock, then hands the decrement (still conditional, so stock never
+    /// goes negative) and the reservation to the idempotency layer, to be committed
+    /// with the request's completion. `remaining` is the stock as read minus this
+    /// reservation; if another reservation takes the stock first, the commit is
+    /// refused, nothing is written, and a retry runs again.
+    async fn reserve_atomically(
+        &self,
+        r: &Reservation,
+        writes: &AtomicWrites,
+    ) -> Result<ReserveOutcome, RepoError> {
+        let Some(available) = self.stock(&r.sku).await? else {
+            return Ok(ReserveOutcome::UnknownSku);
+        };
+        let wanted = u64::from(r.quantity);
+        if available < wanted {
+            return Ok(ReserveOutcome::Insufficient { available });
+        }
+        let sku_pk = format!("SKU#{}", r.sku);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&sku_pk))
+            .key("sk", s("STOCK"))
+            .update_expression("SET available = available - :q")
+            .condition_expression("attribute_exists(pk) AND available >= :q")
+            .expression_attribute_values(":q", n(r.quantity))
+            .build()
+            .map_err(|e| RepoError(e.to_string()))?;
+        let put = self.put(HashMap::from([
+            ("pk".to_owned(), s(&sku_pk)),
+            (
+                "sk".to_owned(),
+                s(format!("RESERVATION#{}", r.reservation_id)),
+            ),
+            ("entity".to_owned(), s("reservation")),
+            ("reservationId".to_owned(), s(&r.reservation_id)),
+            ("quantity".to_owned(), n(r.quantity)),
+        ]))?;
+        for write in [TransactWriteItem::builder().update(update).build(), put] {
+            writes.push(write).map_err(|e| RepoError(e.to_string()))?;
+        }
+        Ok(ReserveOutcome::Reserved {
+            remaining: available - wanted,
+        })
+    }
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -188,23 +236,33 @@ fn failed_condition(
 impl OrdersRepo for DynamoDbRepo {
     async fn create_order(&self, order: &Order) -> Result<(), RepoError> {
         let items = serde_json::to_string(&order.items).map_err(|e| RepoError(e.to_string()))?;
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s(format!("ORDER#{}", order.order_id))),
+            ("sk".to_owned(), s("ORDER")),
+            ("entity".to_owned(), s("order")),
+            ("orderId".to_owned(), s(&order.order_id)),
+            ("customerId".to_owned(), s(&order.customer_id)),
+            ("items".to_owned(), s(items)),
+            ("currency".to_owned(), s(&order.currency)),
+            ("totalCents".to_owned(), n(order.total_cents)),
+            ("refundedCents".to_owned(), n(order.refunded_cents)),
+            (
+                "refundableCents".to_owned(),
+                n(order.total_cents - order.refunded_cents),
+            ),
+            ("createdAtMs".to_owned(), n(order.created_at_ms)),
+        ]);
+        // Under the idempotency layer with DynamoDB, the order is committed together
+        // with the request's completion: either both or neither.
+        if let Some(writes) = AtomicWrites::current() {
+            return writes
+                .push(self.put(item)?)
+                .map_err(|e| RepoError(e.to_string()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("ORDER#{}", order.order_id)))
-            .item("sk", s("ORDER"))
-            .item("entity", s("order"))
-            .item("orderId", s(&order.order_id))
-            .item("customerId", s(&order.customer_id))
-            .item("items", s(items))
-            .item("currency", s(&order.currency))
-            .item("totalCents", n(order.total_cents))
-            .item("refundedCents", n(order.refunded_cents))
-            .item(
-                "refundableCents",
-                n(order.total_cents - order.refunded_cents),
-            )
-            .item("createdAtMs", n(order.created_at_ms))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -308,6 +366,9 @@ impl OrdersRepo for DynamoDbRepo {
     }
 
     async fn reserve(&self, r: &Reservation) -> Result<ReserveOutcome, RepoError> {
+        if let Some(writes) = AtomicWrites::current() {
+            return self.reserve_atomically(r, &writes).await;
+        }
         let sku_pk = format!("SKU#{}", r.sku);
         let update = Update::builder()
             .table_name(&self.table)
