@@ -87,6 +87,15 @@ pub(crate) async fn complete(
     };
     match result {
         Ok(WriteOutcome::Written) => Completion::Stored,
+        Ok(WriteOutcome::WrittenWithoutResponse { size }) => {
+            tracing::warn!(
+                partition_key = %lease.partition_key,
+                size,
+                "the response is too large to keep even compressed: the request is completed without it and cannot be replayed"
+            );
+            metrics::counter!(crate::metrics::RESPONSE_OMITTED).increment(1);
+            Completion::Stored
+        }
         Ok(WriteOutcome::LeaseLost { current }) => {
             tracing::warn!(
                 partition_key = %lease.partition_key,
@@ -126,7 +135,7 @@ pub(crate) async fn complete(
 /// Marks the record `ERRORED` under the lease, so a retry may run again.
 pub(crate) async fn fail(store: &dyn Store, lease: &Lease) {
     match store.fail(lease).await {
-        Ok(WriteOutcome::Written) => {}
+        Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => {}
         Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
             tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
         }

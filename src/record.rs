@@ -92,6 +92,9 @@ pub struct Record {
     pub expires_at: i64,
     /// The stored response, once completed.
     pub response: Option<Vec<u8>>,
+    /// Set when the request completed but its response was too large to keep (even
+    /// compressed): the response's size in bytes. See [`crate::store::fit`].
+    pub response_omitted: Option<u64>,
     /// When the record was (re)created, epoch milliseconds.
     pub created_at_ms: i64,
     /// When the record last changed, epoch milliseconds.
@@ -178,6 +181,7 @@ mod tests {
             lease_expires_at_ms: 10_000,
             expires_at: 100,
             response: None,
+            response_omitted: None,
             created_at_ms: 0,
             updated_at_ms: 0,
             route: "r".into(),

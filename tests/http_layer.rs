@@ -1938,6 +1938,7 @@ async fn an_unreadable_stored_response_is_a_500_problem_and_the_handler_does_not
             lease_expires_at_ms: T0 - 1_000,
             expires_at: T0 / 1000 + 3_600,
             response,
+            response_omitted: None,
             created_at_ms: T0 - 2_000,
             updated_at_ms: T0 - 1_000,
             route: REFUND.to_owned(),

@@ -156,6 +156,15 @@ where
         }
         Ok(BeginOutcome::Replay(record)) => {
             report.finish(Outcome::Replayed, Some(record.status));
+            if let (None, Some(size)) = (&record.response, record.response_omitted) {
+                tracing::warn!(partition_key = %record.partition_key, size, "replay of an output that was too large to keep");
+                return Err(IdempotencyError::StoredResponseUnreadable {
+                    key: key_text.clone(),
+                    reason: format!(
+                        "the output ({size} bytes) was too large to keep, even compressed"
+                    ),
+                });
+            }
             let bytes = record.response.unwrap_or_default();
             return serde_json::from_slice(&bytes).map_err(|e| {
                 IdempotencyError::StoredResponseUnreadable {

@@ -26,6 +26,8 @@ pub enum ProblemKind {
     WritesRejected,
     /// The handler's writes do not fit in one transaction; nothing was committed.
     WritesTooLarge,
+    /// The request completed but its response was too large to keep.
+    ResponseTooLarge,
 }
 
 impl ProblemKind {
@@ -42,6 +44,7 @@ impl ProblemKind {
             }
             Self::WritesRejected => "urn:lambda-idempotency:problem:writes-rejected",
             Self::WritesTooLarge => "urn:lambda-idempotency:problem:writes-too-large",
+            Self::ResponseTooLarge => "urn:lambda-idempotency:problem:response-too-large",
         }
     }
 
@@ -58,6 +61,7 @@ impl ProblemKind {
             }
             Self::WritesRejected => "A concurrent change refused this request's writes",
             Self::WritesTooLarge => "This request's writes do not fit in one transaction",
+            Self::ResponseTooLarge => "The response to this request was too large to keep",
         }
     }
 }

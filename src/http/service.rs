@@ -192,6 +192,23 @@ where
         }
         Ok(BeginOutcome::Replay(record)) => {
             let response = match record.response.as_deref().map(StoredResponse::decode) {
+                None if record.response_omitted.is_some() => {
+                    tracing::warn!(
+                        partition_key = %record.partition_key,
+                        size = record.response_omitted,
+                        "replay of a response that was too large to keep"
+                    );
+                    problem_response(
+                        ProblemKind::ResponseTooLarge,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!(
+                            "The request was processed, so it is not run again, but its response ({} bytes) was too large to keep and cannot be replayed.",
+                            record.response_omitted.unwrap_or_default()
+                        ),
+                        Some(&key),
+                        None,
+                    )
+                }
                 Some(Ok(stored)) => {
                     let mut response = stored.to_response();
                     response

@@ -14,6 +14,7 @@
 //! | `idempotency.store_error.count` | Count | the store failed (before the handler: 503 / `StoreUnavailable`; after it: the response was not stored) |
 //! | `idempotency.lookup.latency` | Milliseconds | the begin call (the conditional write that decides execute / replay / conflict) |
 //! | `idempotency.record.size` | Bytes | the stored response's size, on completion |
+//! | `idempotency.response_omitted.count` | Count | a response too large to keep even compressed: the request completed without it (no labels) |
 //!
 //! Requests refused before any lookup (missing or malformed key) record nothing here;
 //! they are logged. Install [`EmfRecorder`] with [`install`] to get CloudWatch EMF
@@ -47,6 +48,8 @@ pub const STORE_ERROR: &str = "idempotency.store_error.count";
 pub const LOOKUP_LATENCY: &str = "idempotency.lookup.latency";
 /// Stored record size.
 pub const RECORD_SIZE: &str = "idempotency.record.size";
+/// Responses too large to keep, even compressed.
+pub const RESPONSE_OMITTED: &str = "idempotency.response_omitted.count";
 
 pub(crate) const UNITS: &[(&str, Unit)] = &[
     (EXECUTION, Unit::Count),
@@ -58,6 +61,7 @@ pub(crate) const UNITS: &[(&str, Unit)] = &[
     (STORE_ERROR, Unit::Count),
     (LOOKUP_LATENCY, Unit::Milliseconds),
     (RECORD_SIZE, Unit::Bytes),
+    (RESPONSE_OMITTED, Unit::Count),
 ];
 
 /// The `service` label: `AWS_LAMBDA_FUNCTION_NAME`, else `lambda`.

@@ -265,10 +265,11 @@ fn pending_record(request: &BeginRequest, lease: &Lease, now_ms: i64) -> Record 
         lease_expires_at_ms: lease.expires_at_ms,
         expires_at: lease.record_expires_at,
         response: None,
+        response_omitted: None,
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
-        route: request.scope.route().to_owned(),
-        actor: request.scope.actor().to_owned(),
+        route: super::fit::cap(request.scope.route()),
+        actor: super::fit::cap(request.scope.actor()),
         key: request.scope.key().as_str().to_owned(),
     }
 }

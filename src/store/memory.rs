@@ -136,11 +136,23 @@ impl Store for MemoryStore {
 
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         let now_ms = self.clock.now_millis();
-        Ok(self.fenced_update(lease, |r| {
+        let omitted = matches!(super::fit::fit(response), super::fit::Fitted::Omitted);
+        let outcome = self.fenced_update(lease, |r| {
             r.status = Status::Completed;
-            r.response = Some(response.to_vec());
+            if omitted {
+                r.response = None;
+                r.response_omitted = Some(response.len() as u64);
+            } else {
+                r.response = Some(response.to_vec());
+            }
             r.updated_at_ms = now_ms;
-        }))
+        });
+        Ok(match outcome {
+            WriteOutcome::Written if omitted => WriteOutcome::WrittenWithoutResponse {
+                size: response.len(),
+            },
+            other => other,
+        })
     }
 
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
@@ -178,10 +190,11 @@ pub(crate) fn new_pending_record(request: &BeginRequest, now_ms: i64) -> Record 
             .saturating_add(millis(request.expiry))
             .div_euclid(1000),
         response: None,
+        response_omitted: None,
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
-        route: scope.route().to_owned(),
-        actor: scope.actor().to_owned(),
+        route: super::fit::cap(scope.route()),
+        actor: super::fit::cap(scope.actor()),
         key: scope.key().as_str().to_owned(),
     }
 }

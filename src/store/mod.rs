@@ -27,6 +27,7 @@ use crate::scope::Scope;
 
 mod cache;
 pub mod dynamodb;
+pub mod fit;
 mod memory;
 
 pub use cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES};
@@ -82,6 +83,12 @@ pub enum BeginOutcome {
 pub enum WriteOutcome {
     /// The record was updated (and the handler's writes committed with it).
     Written,
+    /// The record was completed, but its response was too large to keep even
+    /// compressed (see [`fit`]); a replay answers that it cannot be replayed.
+    WrittenWithoutResponse {
+        /// The response's size in bytes.
+        size: usize,
+    },
     /// The lease was no longer the caller's; nothing was written.
     LeaseLost {
         /// The record as it is now, if it still exists.

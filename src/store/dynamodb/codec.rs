@@ -10,6 +10,9 @@ use crate::error::Error;
 use crate::fingerprint::Fingerprint;
 use crate::record::{LeaseToken, Record, Status};
 
+/// The `response_encoding` of a zstd-compressed response.
+pub(crate) const ZSTD: &str = "zstd";
+
 /// The item's format version, stored with every record so a later format can read
 /// older items.
 pub const FORMAT_VERSION: u32 = 1;
@@ -38,6 +41,10 @@ pub struct AttributeNames {
     pub expires_at: String,
     /// Stored response (B).
     pub response: String,
+    /// `zstd` when the stored response is compressed (S).
+    pub response_encoding: String,
+    /// The size of a response too large to keep (N).
+    pub response_omitted: String,
     /// Created, epoch ms (N).
     pub created_at: String,
     /// Last updated, epoch ms (N).
@@ -65,6 +72,8 @@ impl Default for AttributeNames {
             lease_expires_at: "lease_expires_at_ms".into(),
             expires_at: "expires_at".into(),
             response: "response".into(),
+            response_encoding: "response_encoding".into(),
+            response_omitted: "response_omitted_bytes".into(),
             created_at: "created_at_ms".into(),
             updated_at: "updated_at_ms".into(),
             route: "route".into(),
@@ -162,6 +171,22 @@ pub(crate) fn decode(
         Some(AttributeValue::B(blob)) => Some(blob.as_ref().to_vec()),
         Some(_) => return Err(corrupt(format!("{} is not binary", names.response))),
     };
+    let response = match (item.get(&names.response_encoding), response) {
+        (None, response) => response,
+        (Some(AttributeValue::S(e)), Some(bytes)) if e == ZSTD => {
+            Some(crate::store::fit::decompress(&bytes).map_err(&corrupt)?)
+        }
+        (Some(other), _) => {
+            return Err(corrupt(format!("unknown response encoding {other:?}")));
+        }
+    };
+    let response_omitted = match item.get(&names.response_omitted) {
+        None => None,
+        Some(_) => Some(
+            u64::try_from(number(item, &names.response_omitted).map_err(&corrupt)?)
+                .map_err(|_| corrupt("negative omitted size".to_owned()))?,
+        ),
+    };
     Ok(Record {
         partition_key: string(item, &names.partition_key).map_err(&corrupt)?,
         status,
@@ -170,6 +195,7 @@ pub(crate) fn decode(
         lease_expires_at_ms: number(item, &names.lease_expires_at).map_err(&corrupt)?,
         expires_at: number(item, &names.expires_at).map_err(&corrupt)?,
         response,
+        response_omitted,
         created_at_ms: number(item, &names.created_at).map_err(&corrupt)?,
         updated_at_ms: number(item, &names.updated_at).map_err(&corrupt)?,
         route: string(item, &names.route).map_err(&corrupt)?,
@@ -209,6 +235,7 @@ mod tests {
             lease_expires_at_ms: 1_700_000_030_000,
             expires_at: 1_700_086_400,
             response,
+            response_omitted: None,
             created_at_ms: 1_700_000_000_000,
             updated_at_ms: 1_700_000_001_234,
             route: "POST /orders".into(),

@@ -56,6 +56,14 @@ pub use table::{EXPIRY_INDEX, create_table};
 use codec::{decode, encode};
 use errors::map_sdk_error;
 
+/// How a completion stores its response.
+pub(super) struct ResponseParts {
+    expression: &'static str,
+    names: Vec<(&'static str, String)>,
+    values: Vec<(&'static str, AttributeValue)>,
+    omitted: Option<usize>,
+}
+
 /// Environment variable naming the idempotency table.
 pub const ENV_TABLE: &str = "IDEMPOTENCY_TABLE";
 
@@ -163,6 +171,45 @@ impl DynamoDbStore {
             .await
             .map_err(|e| map_sdk_error(e, &self.table))?;
         out.item().map(|item| decode(&self.names, item)).transpose()
+    }
+
+    /// The update expression that stores a response (compressed, or omitted when too
+    /// large; see [`crate::store::fit`]), with the names and values it uses besides
+    /// `#st`, `#upd`, `:status` and `:now_ms`.
+    pub(super) fn response_parts(&self, bytes: &[u8]) -> ResponseParts {
+        let n = &self.names;
+        match crate::store::fit::fit(bytes) {
+            crate::store::fit::Fitted::Plain => ResponseParts {
+                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp REMOVE #enc",
+                names: vec![
+                    ("#resp", n.response.clone()),
+                    ("#enc", n.response_encoding.clone()),
+                ],
+                values: vec![(":resp", AttributeValue::B(Blob::new(bytes)))],
+                omitted: None,
+            },
+            crate::store::fit::Fitted::Zstd(compressed) => ResponseParts {
+                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp, #enc = :enc",
+                names: vec![
+                    ("#resp", n.response.clone()),
+                    ("#enc", n.response_encoding.clone()),
+                ],
+                values: vec![
+                    (":resp", AttributeValue::B(Blob::new(compressed))),
+                    (":enc", AttributeValue::S(codec::ZSTD.to_owned())),
+                ],
+                omitted: None,
+            },
+            crate::store::fit::Fitted::Omitted => ResponseParts {
+                expression: "SET #st = :status, #upd = :now_ms, #omit = :size REMOVE #resp",
+                names: vec![
+                    ("#omit", n.response_omitted.clone()),
+                    ("#resp", n.response.clone()),
+                ],
+                values: vec![(":size", AttributeValue::N(bytes.len().to_string()))],
+                omitted: Some(bytes.len()),
+            },
+        }
     }
 
     fn key(&self, partition_key: &str) -> HashMap<String, AttributeValue> {
@@ -280,15 +327,27 @@ impl DynamoDbStore {
             .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()))
             .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut omitted = None;
         update = match response {
-            Some(bytes) => update
-                .update_expression("SET #st = :status, #upd = :now_ms, #resp = :resp")
-                .expression_attribute_names("#resp", &n.response)
-                .expression_attribute_values(":resp", AttributeValue::B(Blob::new(bytes))),
+            Some(bytes) => {
+                let parts = self.response_parts(bytes);
+                omitted = parts.omitted;
+                let mut update = update.update_expression(parts.expression);
+                for (placeholder, name) in parts.names {
+                    update = update.expression_attribute_names(placeholder, name);
+                }
+                for (placeholder, value) in parts.values {
+                    update = update.expression_attribute_values(placeholder, value);
+                }
+                update
+            }
             None => update.update_expression("SET #st = :status, #upd = :now_ms"),
         };
         match update.send().await {
-            Ok(_) => Ok(WriteOutcome::Written),
+            Ok(_) => Ok(match omitted {
+                Some(size) => WriteOutcome::WrittenWithoutResponse { size },
+                None => WriteOutcome::Written,
+            }),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {

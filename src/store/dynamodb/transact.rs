@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -32,15 +31,16 @@ impl DynamoDbStore {
             return Err(Error::TransactionTooLarge { actions, bytes });
         }
         let n = &self.names;
-        let completion = Update::builder()
+        let parts = self.response_parts(response);
+        let omitted = parts.omitted;
+        let mut completion = Update::builder()
             .table_name(&*self.table)
             .set_key(Some(self.key(&lease.partition_key)))
-            .update_expression("SET #st = :status, #upd = :now_ms, #resp = :resp")
+            .update_expression(parts.expression)
             .condition_expression("#tok = :tok AND #st = :pending")
             .expression_attribute_names("#tok", &n.lease_token)
             .expression_attribute_names("#st", &n.status)
             .expression_attribute_names("#upd", &n.updated_at)
-            .expression_attribute_names("#resp", &n.response)
             .expression_attribute_values(":tok", AttributeValue::S(lease.token.as_str().into()))
             .expression_attribute_values(
                 ":pending",
@@ -54,13 +54,17 @@ impl DynamoDbStore {
                 ":now_ms",
                 AttributeValue::N(self.clock.now_millis().to_string()),
             )
-            .expression_attribute_values(":resp", AttributeValue::B(Blob::new(response)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| Error::StoreRejected {
-                message: e.to_string(),
-                source: None,
-            })?;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (placeholder, name) in parts.names {
+            completion = completion.expression_attribute_names(placeholder, name);
+        }
+        for (placeholder, value) in parts.values {
+            completion = completion.expression_attribute_values(placeholder, value);
+        }
+        let completion = completion.build().map_err(|e| Error::StoreRejected {
+            message: e.to_string(),
+            source: None,
+        })?;
         let mut items = Vec::with_capacity(actions);
         items.push(TransactWriteItem::builder().update(completion).build());
         items.extend(writes);
@@ -73,7 +77,12 @@ impl DynamoDbStore {
                 .send()
                 .await;
             match sent {
-                Ok(_) => return Ok(WriteOutcome::Written),
+                Ok(_) => {
+                    return Ok(match omitted {
+                        Some(size) => WriteOutcome::WrittenWithoutResponse { size },
+                        None => WriteOutcome::Written,
+                    });
+                }
                 // Another transaction held one of the items: nothing was applied, so
                 // trying again is safe.
                 Err(e) if attempt < CONFLICT_ATTEMPTS && only_conflicts(&e) => {
