@@ -43,7 +43,9 @@ pub enum Profile {
     /// `409` for a key reused with a different request (default).
     #[default]
     Default,
-    /// draft-ietf-httpapi-idempotency-key-header: `422` for a reused key.
+    /// draft-ietf-httpapi-idempotency-key-header: `400` for a missing key, `422` for a
+    /// reused key, `409` for a concurrent one, and every answer with a record carries
+    /// `Idempotency-Key-Expires` (when the key's record expires, an IMF-fixdate).
     IetfDraft,
 }
 

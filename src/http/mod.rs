@@ -61,7 +61,7 @@ pub use layer::{
 };
 pub use problem::{PROBLEM_JSON, ProblemKind};
 pub use request::{IDEMPOTENCY_KEY, fingerprint_of, route_of};
-pub use service::{IDEMPOTENT_REPLAYED, Idempotency};
+pub use service::{IDEMPOTENCY_KEY_EXPIRES, IDEMPOTENT_REPLAYED, Idempotency};
 pub use stored::{DecodeError, StoredBody, StoredResponse};
 
 /// Wraps a plain `async fn` handler in one line:

@@ -233,7 +233,7 @@ where
                 response.status(),
                 Some(record.status),
             );
-            return Ok(response);
+            return Ok(advertise_expiry(settings, response, record.expires_at));
         }
         Ok(BeginOutcome::Mismatch(record)) => {
             let status = match settings.profile {
@@ -248,7 +248,7 @@ where
                 None,
             );
             log(&mut report, Outcome::Conflict, status, Some(record.status));
-            return Ok(response);
+            return Ok(advertise_expiry(settings, response, record.expires_at));
         }
         Ok(BeginOutcome::InFlight(record)) => {
             let retry_after = retry_after_secs(&record, settings.clock.now_millis());
@@ -265,7 +265,7 @@ where
                 response.status(),
                 Some(record.status),
             );
-            return Ok(response);
+            return Ok(advertise_expiry(settings, response, record.expires_at));
         }
         Ok(BeginOutcome::Started { lease, replaced }) => (lease, replaced),
     };
@@ -344,7 +344,7 @@ where
                 ),
             };
             log(&mut report, completion.outcome(), answer.status(), record);
-            Ok(answer)
+            Ok(advertise_expiry(settings, answer, lease.record_expires_at))
         }
         Ok(Err(e)) => {
             fail(&*settings.store, &lease).await;
@@ -369,6 +369,47 @@ where
     }
 }
 
+/// The response header that advertises when a key's record expires (IETF profile):
+/// the draft asks servers to publish their expiry policy; this makes it concrete
+/// for every answer that has a record.
+pub const IDEMPOTENCY_KEY_EXPIRES: &str = "idempotency-key-expires";
+
+/// Adds [`IDEMPOTENCY_KEY_EXPIRES`] under [`Profile::IetfDraft`].
+fn advertise_expiry(
+    settings: &Settings,
+    mut response: Response<Body>,
+    expires_at: i64,
+) -> Response<Body> {
+    if settings.profile == Profile::IetfDraft
+        && let Ok(value) = HeaderValue::from_str(&http_date(expires_at))
+    {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENCY_KEY_EXPIRES, value);
+    }
+    response
+}
+
+/// An IMF-fixdate (RFC 9110), e.g. `Sun, 29 Nov 2026 09:30:00 GMT`.
+fn http_date(secs: i64) -> String {
+    use crate::store::dynamodb::day::Day;
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let day = Day::of_secs(secs);
+    let (year, month, dom) = day.ymd();
+    let in_day = secs.rem_euclid(86_400);
+    format!(
+        "{}, {dom:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[day.days_since_epoch().rem_euclid(7) as usize],
+        MONTHS[(month as usize).saturating_sub(1).min(11)],
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60
+    )
+}
+
 fn reject(route: &str, kind: ProblemKind, detail: &str, key: Option<&str>) -> Response<Body> {
     tracing::info!(
         route = %route,
@@ -378,4 +419,16 @@ fn reject(route: &str, kind: ProblemKind, detail: &str, key: Option<&str>) -> Re
         "idempotency key refused"
     );
     problem_response(kind, StatusCode::BAD_REQUEST, detail, key, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_date;
+
+    #[test]
+    fn formats_imf_fixdates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(1_795_944_600), "Sun, 29 Nov 2026 09:30:00 GMT");
+    }
 }
