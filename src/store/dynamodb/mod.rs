@@ -407,23 +407,11 @@ impl Store for DynamoDbStore {
     }
 
     async fn get(&self, partition_key: &str) -> Result<Option<Record>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&*self.table)
-            .set_key(Some(self.key(partition_key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(e, &self.table))?;
         let now_secs = self.clock.now_secs();
-        match out.item() {
-            Some(item) => {
-                let record = decode(&self.names, item)?;
-                Ok((!record.is_expired(now_secs)).then_some(record))
-            }
-            None => Ok(None),
-        }
+        Ok(self
+            .read_record(partition_key)
+            .await?
+            .filter(|record| !record.is_expired(now_secs)))
     }
 
     async fn delete(&self, partition_key: &str) -> Result<bool> {
