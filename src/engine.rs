@@ -225,21 +225,27 @@ const WAIT_DEADLINE_MARGIN_MS: i64 = 1_000;
 /// Begins, and if the key is in flight and `wait` is set, asks again with backoff
 /// until the original completes (replay), fails or lapses (begin), or the wait runs
 /// out: at most `wait`, and never past the invocation's deadline less a margin.
+/// Each ask recomputes the lease with `lease_for(now)`; `lookup_ms` adds up the time
+/// spent in the store calls only, not in the pauses.
 pub(crate) async fn begin_waiting(
     store: &dyn crate::store::Store,
-    begin: &crate::store::BeginRequest,
+    begin: &mut crate::store::BeginRequest,
     wait: Option<std::time::Duration>,
     deadline_ms: i64,
     clock: &dyn crate::clock::Clock,
+    lease_for: &(dyn Fn(i64) -> std::time::Duration + Sync),
+    lookup_ms: &mut f64,
 ) -> crate::Result<crate::store::BeginOutcome> {
     use crate::store::BeginOutcome;
-    let mut outcome = store.begin(begin).await?;
+    let timed = std::time::Instant::now();
+    let mut outcome = store.begin(begin).await;
+    *lookup_ms = timed.elapsed().as_secs_f64() * 1000.0;
     let Some(wait) = wait else {
-        return Ok(outcome);
+        return outcome;
     };
     let started = std::time::Instant::now();
     let mut backoff = WAIT_FIRST_BACKOFF;
-    while let BeginOutcome::InFlight(_) = outcome {
+    while let Ok(BeginOutcome::InFlight(_)) = outcome {
         let mut budget = wait.saturating_sub(started.elapsed());
         if deadline_ms > 0 {
             let left = deadline_ms - clock.now_millis() - WAIT_DEADLINE_MARGIN_MS;
@@ -252,7 +258,11 @@ pub(crate) async fn begin_waiting(
         }
         tokio::time::sleep(backoff.min(budget)).await;
         backoff = (backoff * 2).min(WAIT_MAX_BACKOFF);
-        outcome = store.begin(begin).await?;
+        // The lease is measured from now, so it must still end by the deadline.
+        begin.lease = lease_for(clock.now_millis());
+        let timed = std::time::Instant::now();
+        outcome = store.begin(begin).await;
+        *lookup_ms += timed.elapsed().as_secs_f64() * 1000.0;
     }
-    Ok(outcome)
+    outcome
 }

@@ -547,3 +547,42 @@ async fn the_clock_is_the_one_given() {
     assert_eq!(record.created_at_ms, clock.now_millis());
     assert_eq!(record.expires_at, (T0 + 24 * 3600 * 1000) / 1000);
 }
+
+#[tokio::test]
+async fn an_output_that_cannot_be_serialised_never_runs_the_handler_again() {
+    use std::collections::HashMap;
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    // serde_json cannot write a map whose keys are tuples.
+    let handler = service_fn(move |_e: LambdaEvent<Value>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, Error>(HashMap::from([((1u8, 2u8), 3u8)])) }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(handler);
+    let payload = json!({"paymentId": "p-unserialisable"});
+    // The first delivery returns (and the runtime then fails to send it).
+    assert!(
+        service
+            .clone()
+            .oneshot(event(payload.clone()))
+            .await
+            .is_ok()
+    );
+    // The redelivery must not charge again.
+    let err = service.oneshot(event(payload)).await.unwrap_err();
+    assert!(
+        matches!(err, IdempotencyError::StoredResponseUnreadable { .. }),
+        "{err}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        store
+            .get(&pk("p-unserialisable"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Completed
+    );
+}

@@ -121,35 +121,46 @@ where
     let key_text = key.as_str().to_owned();
     let now_ms = settings.clock.now_millis();
     let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
-    let begin = BeginRequest {
+    let mut begin = BeginRequest {
         scope: Scope::new(settings.name.clone(), actor, key),
         fingerprint: fingerprint_for(&payload, settings.payload.as_deref()),
         lease: settings.config.lease_for(now_ms, deadline),
         expiry: settings.config.expiry(),
     };
     drop(payload);
+    let actor_text = begin.scope.actor().to_owned();
     let mut report = Report {
         service: &settings.service,
         route: &settings.name,
         key: &key_text,
-        actor: begin.scope.actor(),
+        actor: &actor_text,
         started,
         lookup_ms: None,
         record_size: None,
         http_status: None,
     };
 
-    let lookup_started = Instant::now();
+    let lease_for = |now: i64| settings.config.lease_for(now, deadline);
+    let mut lookup_ms = 0.0;
     let lookup = begin_waiting(
         &*settings.store,
-        &begin,
+        &mut begin,
         settings.wait_in_flight,
         deadline,
         &*settings.clock,
+        &lease_for,
+        &mut lookup_ms,
     )
     .await;
-    report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
+    report.lookup_ms = Some(lookup_ms);
     let lease = match lookup {
+        Err(e @ crate::Error::CorruptRecord { .. }) => {
+            report.finish(Outcome::StoreError, None);
+            return Err(IdempotencyError::StoredResponseUnreadable {
+                key: key_text.clone(),
+                reason: e.to_string(),
+            });
+        }
         Err(e) => {
             report.finish(Outcome::StoreError, None);
             return Err(IdempotencyError::StoreUnavailable(e));
@@ -202,23 +213,13 @@ where
     });
     match call.catch_unwind().await {
         Ok(Ok(output)) => {
-            let bytes = match serde_json::to_vec(&output) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    // An output that cannot be stored cannot be replayed: let a retry run.
-                    tracing::error!(error = %e, "the handler's output cannot be serialised; the record is marked errored");
-                    fail(&*settings.store, &lease).await;
-                    report.finish(Outcome::Errored, Some(Status::Errored));
-                    // Queued writes are dropped with the record: nothing was committed.
-                    return match atomic.as_ref().is_some_and(|w| !w.is_empty()) {
-                        false => Ok(output),
-                        true => Err(IdempotencyError::NotCommitted {
-                            key: key_text.clone(),
-                            reason: format!("the output cannot be serialised: {e}"),
-                        }),
-                    };
-                }
-            };
+            // The handler succeeded, so its record must complete whatever happens: an
+            // output that cannot be serialised is kept as an empty response, so a retry
+            // is answered StoredResponseUnreadable and never runs the handler again.
+            let bytes = serde_json::to_vec(&output).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the handler's output cannot be serialised; it is completed without a replayable output");
+                Vec::new()
+            });
             // Only handler writes make the completion atomic; without any, the handler's
             // effects (if any) happened outside and its answer stands.
             let writes = atomic

@@ -141,7 +141,7 @@ where
     let scope = Scope::new(route.clone(), actor, key);
     let now_ms = settings.clock.now_millis();
     let expiry = settings.expiry_for(&route);
-    let begin = BeginRequest {
+    let mut begin = BeginRequest {
         scope,
         fingerprint: fingerprint_of(&request),
         lease: settings
@@ -151,11 +151,12 @@ where
         expiry,
     };
     let key = begin.scope.key().as_str().to_owned();
+    let actor_text = begin.scope.actor().to_owned();
     let mut report = Report {
         service: &settings.service,
         route: &route,
         key: &key,
-        actor: begin.scope.actor(),
+        actor: &actor_text,
         started,
         lookup_ms: None,
         record_size: None,
@@ -167,17 +168,34 @@ where
             report.finish(outcome, record);
         };
 
-    let lookup_started = Instant::now();
+    let deadline = deadline_of(&request);
+    let lease_for = |now: i64| settings.config.lease_for(now, deadline).min(expiry);
+    let mut lookup_ms = 0.0;
     let lookup = begin_waiting(
         &*settings.store,
-        &begin,
+        &mut begin,
         settings.wait_in_flight,
-        deadline_of(&request),
+        deadline,
         &*settings.clock,
+        &lease_for,
+        &mut lookup_ms,
     )
     .await;
-    report.lookup_ms = Some(lookup_started.elapsed().as_secs_f64() * 1000.0);
+    report.lookup_ms = Some(lookup_ms);
     let (lease, _replaced) = match lookup {
+        // A record this version cannot read blocks its key: retrying will not help.
+        Err(e @ crate::Error::CorruptRecord { .. }) => {
+            tracing::error!(error = %e, "the key's record cannot be read; the handler did not run");
+            let response = problem_response(
+                ProblemKind::StoredResponseUnreadable,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The record for this Idempotency-Key cannot be read, so the request was not processed; an operator must inspect it.",
+                Some(&key),
+                None,
+            );
+            log(&mut report, Outcome::StoreError, response.status(), None);
+            return Ok(response);
+        }
         Err(e) => {
             tracing::error!(error = %e, "idempotency store unavailable before the handler");
             let response = problem_response(

@@ -93,11 +93,22 @@ impl MemoryStore {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fenced_update(&self, lease: &Lease, apply: impl FnOnce(&mut Record)) -> WriteOutcome {
+    fn fenced_update(
+        &self,
+        lease: &Lease,
+        target: Status,
+        response: Option<&[u8]>,
+        apply: impl FnOnce(&mut Record),
+    ) -> WriteOutcome {
         let mut records = self.lock();
         match records.get_mut(&lease.partition_key) {
             Some(r) if r.lease_token == lease.token && r.status == Status::Pending => {
                 apply(r);
+                WriteOutcome::Written
+            }
+            // The same rule as the DynamoDB store for a retried update that had been
+            // applied: the record already holds exactly this write.
+            Some(r) if super::dynamodb::already_written(r, lease, target, response) => {
                 WriteOutcome::Written
             }
             other => WriteOutcome::LeaseLost {
@@ -137,7 +148,7 @@ impl Store for MemoryStore {
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         let now_ms = self.clock.now_millis();
         let omitted = matches!(super::fit::fit(response), super::fit::Fitted::Omitted);
-        let outcome = self.fenced_update(lease, |r| {
+        let outcome = self.fenced_update(lease, Status::Completed, Some(response), |r| {
             r.status = Status::Completed;
             if omitted {
                 r.response = None;
@@ -157,7 +168,7 @@ impl Store for MemoryStore {
 
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
         let now_ms = self.clock.now_millis();
-        Ok(self.fenced_update(lease, |r| {
+        Ok(self.fenced_update(lease, Status::Errored, None, |r| {
             r.status = Status::Errored;
             r.updated_at_ms = now_ms;
         }))

@@ -252,6 +252,32 @@ pub async fn a_lease_completes_once(store: &dyn Store, _clock: &ManualClock) {
     assert_eq!(record.response.as_deref(), Some(&b"one"[..]));
 }
 
+/// A completion or failure repeated with the same contents (the SDK retrying a
+/// request whose first attempt was applied) is a success, not a lost lease.
+pub async fn a_repeated_identical_update_is_written(store: &dyn Store, _clock: &ManualClock) {
+    let r = request("{}");
+    let lease = start(store, &r).await;
+    assert_eq!(
+        store.complete(&lease, b"same").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        store.complete(&lease, b"same").await.unwrap(),
+        WriteOutcome::Written
+    );
+    let record = store.get(r.scope.partition_key()).await.unwrap().unwrap();
+    assert_eq!(record.response.as_deref(), Some(&b"same"[..]));
+
+    let r = request(r#"{"n":2}"#);
+    let lease = start(store, &r).await;
+    assert_eq!(store.fail(&lease).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.fail(&lease).await.unwrap(), WriteOutcome::Written);
+    assert!(matches!(
+        store.complete(&lease, b"late").await.unwrap(),
+        WriteOutcome::LeaseLost { .. }
+    ));
+}
+
 pub async fn completing_a_deleted_record_is_lease_lost(store: &dyn Store, _clock: &ManualClock) {
     let r = request("{}");
     let lease = start(store, &r).await;
@@ -371,6 +397,7 @@ macro_rules! behaviour_suite {
             errored_may_begin_again_with_same_request_only,
             taken_over_holder_loses_its_lease,
             a_lease_completes_once,
+            a_repeated_identical_update_is_written,
             completing_a_deleted_record_is_lease_lost,
             actors_and_routes_never_share_a_record,
         );

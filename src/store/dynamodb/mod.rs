@@ -56,12 +56,36 @@ pub use table::{EXPIRY_INDEX, create_table};
 use codec::{decode, encode};
 use errors::map_sdk_error;
 
+/// Whether `current` is exactly what a fenced update under `lease` would have
+/// written: the same token, the target status and (for a completion) the same
+/// response. Then a retried update that "failed" its condition had in fact been
+/// applied by its first attempt.
+pub(crate) fn already_written(
+    current: &Record,
+    lease: &Lease,
+    status: Status,
+    response: Option<&[u8]>,
+) -> bool {
+    if current.lease_token != lease.token || current.status != status {
+        return false;
+    }
+    match response {
+        None => true,
+        Some(bytes) => match current.response.as_deref() {
+            Some(stored) => stored == bytes,
+            None => current.response_omitted == Some(bytes.len() as u64),
+        },
+    }
+}
+
 /// How a completion stores its response.
 pub(super) struct ResponseParts {
     expression: &'static str,
     names: Vec<(&'static str, String)>,
     values: Vec<(&'static str, AttributeValue)>,
     omitted: Option<usize>,
+    /// Bytes of response actually sent (compressed, or none when omitted).
+    stored_len: usize,
 }
 
 /// Environment variable naming the idempotency table.
@@ -187,8 +211,10 @@ impl DynamoDbStore {
                 ],
                 values: vec![(":resp", AttributeValue::B(Blob::new(bytes)))],
                 omitted: None,
+                stored_len: bytes.len(),
             },
             crate::store::fit::Fitted::Zstd(compressed) => ResponseParts {
+                stored_len: compressed.len(),
                 expression: "SET #st = :status, #upd = :now_ms, #resp = :resp, #enc = :enc",
                 names: vec![
                     ("#resp", n.response.clone()),
@@ -208,6 +234,7 @@ impl DynamoDbStore {
                 ],
                 values: vec![(":size", AttributeValue::N(bytes.len().to_string()))],
                 omitted: Some(bytes.len()),
+                stored_len: 0,
             },
         }
     }
@@ -287,6 +314,15 @@ impl DynamoDbStore {
                     return Ok(None);
                 };
                 let existing = decode(n, item)?;
+                // The SDK retries a PutItem whose response was lost (timeout, 500). If the
+                // first attempt was applied, the retry meets our own record: that is a
+                // successful begin, not a request in flight.
+                if existing.lease_token == record.lease_token {
+                    return Ok(Some(BeginOutcome::Started {
+                        lease: lease_of(&record),
+                        replaced: None,
+                    }));
+                }
                 Ok(existing
                     .conflict_with(&request.fingerprint, now_ms, now_secs)
                     .map(|conflict| {
@@ -357,6 +393,16 @@ impl DynamoDbStore {
                     }
                     _ => None,
                 };
+                // A retried UpdateItem whose first attempt was applied meets the record
+                // already in the state it wrote, under our token: that is success.
+                if let Some(current) = &current
+                    && already_written(current, lease, status, response)
+                {
+                    return Ok(match omitted {
+                        Some(size) => WriteOutcome::WrittenWithoutResponse { size },
+                        None => WriteOutcome::Written,
+                    });
+                }
                 Ok(WriteOutcome::LeaseLost { current })
             }
             Err(e) => Err(map_sdk_error(e, &self.table)),

@@ -25,13 +25,13 @@ impl DynamoDbStore {
         response: &[u8],
         writes: Vec<TransactWriteItem>,
     ) -> Result<WriteOutcome> {
+        let parts = self.response_parts(response);
         let actions = writes.len() + 1;
-        let bytes = response.len() + writes.iter().map(write_size).sum::<usize>();
+        let bytes = parts.stored_len + writes.iter().map(write_size).sum::<usize>();
         if actions > MAX_TRANSACTION_ACTIONS || bytes > MAX_TRANSACTION_BYTES {
             return Err(Error::TransactionTooLarge { actions, bytes });
         }
         let n = &self.names;
-        let parts = self.response_parts(response);
         let omitted = parts.omitted;
         let mut completion = Update::builder()
             .table_name(&*self.table)
