@@ -124,6 +124,36 @@ pub async fn create_orders_table(client: &Client, table: &str) -> Result<(), Rep
 }
 
 impl DynamoDbRepo {
+    /// A reservation's two writes: the stock decrement, conditional so stock never
+    /// goes negative (returning the old item when refused), and the reservation item.
+    fn reservation_writes(&self, r: &Reservation) -> Result<[TransactWriteItem; 2], RepoError> {
+        let sku_pk = format!("SKU#{}", r.sku);
+        let decrement = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&sku_pk))
+            .key("sk", s("STOCK"))
+            .update_expression("SET available = available - :q")
+            .condition_expression("attribute_exists(pk) AND available >= :q")
+            .expression_attribute_values(":q", n(r.quantity))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| RepoError(e.to_string()))?;
+        let reservation = self.put(HashMap::from([
+            ("pk".to_owned(), s(&sku_pk)),
+            (
+                "sk".to_owned(),
+                s(format!("RESERVATION#{}", r.reservation_id)),
+            ),
+            ("entity".to_owned(), s("reservation")),
+            ("reservationId".to_owned(), s(&r.reservation_id)),
+            ("quantity".to_owned(), n(r.quantity)),
+        ]))?;
+        Ok([
+            TransactWriteItem::builder().update(decrement).build(),
+            reservation,
+        ])
+    }
+
     /// Checks the stock, then hands the decrement (still conditional, so stock never
     /// goes negative) and the reservation to the idempotency layer, to be committed
     /// with the request's completion. `remaining` is the stock as read minus this
@@ -141,27 +171,7 @@ impl DynamoDbRepo {
         if available < wanted {
             return Ok(ReserveOutcome::Insufficient { available });
         }
-        let sku_pk = format!("SKU#{}", r.sku);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(&sku_pk))
-            .key("sk", s("STOCK"))
-            .update_expression("SET available = available - :q")
-            .condition_expression("attribute_exists(pk) AND available >= :q")
-            .expression_attribute_values(":q", n(r.quantity))
-            .build()
-            .map_err(|e| RepoError(e.to_string()))?;
-        let put = self.put(HashMap::from([
-            ("pk".to_owned(), s(&sku_pk)),
-            (
-                "sk".to_owned(),
-                s(format!("RESERVATION#{}", r.reservation_id)),
-            ),
-            ("entity".to_owned(), s("reservation")),
-            ("reservationId".to_owned(), s(&r.reservation_id)),
-            ("quantity".to_owned(), n(r.quantity)),
-        ]))?;
-        for write in [TransactWriteItem::builder().update(update).build(), put] {
+        for write in self.reservation_writes(r)? {
             writes.push(write).map_err(|e| RepoError(e.to_string()))?;
         }
         Ok(ReserveOutcome::Reserved {
@@ -369,32 +379,12 @@ impl OrdersRepo for DynamoDbRepo {
         if let Some(writes) = AtomicWrites::current() {
             return self.reserve_atomically(r, &writes).await;
         }
-        let sku_pk = format!("SKU#{}", r.sku);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(&sku_pk))
-            .key("sk", s("STOCK"))
-            .update_expression("SET available = available - :q")
-            .condition_expression("attribute_exists(pk) AND available >= :q")
-            .expression_attribute_values(":q", n(r.quantity))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| RepoError(e.to_string()))?;
-        let put = self.put(HashMap::from([
-            ("pk".to_owned(), s(&sku_pk)),
-            (
-                "sk".to_owned(),
-                s(format!("RESERVATION#{}", r.reservation_id)),
-            ),
-            ("entity".to_owned(), s("reservation")),
-            ("reservationId".to_owned(), s(&r.reservation_id)),
-            ("quantity".to_owned(), n(r.quantity)),
-        ]))?;
+        let [decrement, reservation] = self.reservation_writes(r)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(put)
+            .transact_items(decrement)
+            .transact_items(reservation)
             .send()
             .await;
         match result {
