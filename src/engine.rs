@@ -1,6 +1,7 @@
 //! The steps both layers share after a request has begun: completing or failing
 //! the record under the request's lease, and naming what happened.
 
+use crate::clock::Clock;
 use crate::record::Record;
 use crate::store::{Lease, Store, WriteOutcome};
 
@@ -72,18 +73,38 @@ impl Completion {
     }
 }
 
+/// First pause before storing a response again after the store failed.
+const COMPLETE_FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+/// Longest pause between two attempts to store a response.
+const COMPLETE_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest time spent retrying to store a response, whatever the lease.
+const COMPLETE_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time kept back from the end of the lease (the invocation's deadline, in Lambda)
+/// so the handler's response still goes out after the last attempt.
+const COMPLETE_LEASE_MARGIN_MS: i64 = 1_000;
+
 /// Stores the response under the lease; with `writes` (atomic completion), commits
 /// them in the same transaction.
+///
+/// Without `writes`, the handler's side effects have already happened, and only the
+/// stored response stops a retry from repeating them: while the store is unavailable,
+/// storing is retried with backoff until it succeeds, or [`COMPLETE_RETRY_BUDGET`]
+/// runs out, or the lease is within [`COMPLETE_LEASE_MARGIN_MS`] of lapsing. Retrying
+/// is safe because the write is fenced on the lease token, and a write that did land
+/// before its answer was lost is recognised as this lease's own. With `writes`
+/// nothing is retried: a failed transaction committed nothing, so the record is marked
+/// `ERRORED` and a retry runs the handler again.
 pub(crate) async fn complete(
     store: &dyn Store,
     lease: &Lease,
     response: &[u8],
     writes: Option<Vec<aws_sdk_dynamodb::types::TransactWriteItem>>,
+    clock: &dyn Clock,
 ) -> Completion {
     let atomic = writes.is_some();
     let result = match writes {
         Some(writes) => store.complete_with_writes(lease, response, writes).await,
-        None => store.complete(lease, response).await,
+        None => complete_retrying(store, lease, response, clock).await,
     };
     match result {
         Ok(WriteOutcome::Written) => Completion::Stored,
@@ -129,6 +150,37 @@ pub(crate) async fn complete(
             tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
             Completion::StoreFailed
         }
+    }
+}
+
+/// Stores a response (no handler writes), retrying while the store is unavailable;
+/// see [`complete`].
+async fn complete_retrying(
+    store: &dyn Store,
+    lease: &Lease,
+    response: &[u8],
+    clock: &dyn Clock,
+) -> crate::Result<WriteOutcome> {
+    let started = std::time::Instant::now();
+    let mut backoff = COMPLETE_FIRST_BACKOFF;
+    let mut attempts = 1u32;
+    loop {
+        let result = store.complete(lease, response).await;
+        let Err(crate::Error::StoreUnavailable { .. }) = &result else {
+            return result;
+        };
+        let lease_left = lease.expires_at_ms - clock.now_millis() - COMPLETE_LEASE_MARGIN_MS;
+        let budget = COMPLETE_RETRY_BUDGET.saturating_sub(started.elapsed()).min(
+            std::time::Duration::from_millis(u64::try_from(lease_left).unwrap_or(0)),
+        );
+        if budget < backoff {
+            tracing::warn!(partition_key = %lease.partition_key, attempts, "the store stayed unavailable: giving up storing the response");
+            return result;
+        }
+        tracing::warn!(partition_key = %lease.partition_key, attempts, retry_in_ms = backoff.as_millis() as u64, "the store is unavailable: storing the response again");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(COMPLETE_MAX_BACKOFF);
+        attempts += 1;
     }
 }
 

@@ -317,7 +317,8 @@ where
                 .map(AtomicWrites::take)
                 .filter(|w| !w.is_empty());
             let committed_with_writes = writes.is_some();
-            let completion = complete(&*settings.store, &lease, &bytes, writes).await;
+            let completion =
+                complete(&*settings.store, &lease, &bytes, writes, &*settings.clock).await;
             let record = match completion {
                 Completion::Stored => {
                     report.record_size = Some(bytes.len());
