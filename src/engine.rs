@@ -161,6 +161,11 @@ async fn complete_retrying(
     response: &[u8],
     clock: &dyn Clock,
 ) -> crate::Result<WriteOutcome> {
+    // The lease is read on the injected clock once; the retries then run on real time.
+    let lease_left_ms = lease.expires_at_ms - clock.now_millis() - COMPLETE_LEASE_MARGIN_MS;
+    let budget = COMPLETE_RETRY_BUDGET.min(std::time::Duration::from_millis(
+        u64::try_from(lease_left_ms).unwrap_or(0),
+    ));
     let started = std::time::Instant::now();
     let mut backoff = COMPLETE_FIRST_BACKOFF;
     let mut attempts = 1u32;
@@ -169,11 +174,7 @@ async fn complete_retrying(
         let Err(crate::Error::StoreUnavailable { .. }) = &result else {
             return result;
         };
-        let lease_left = lease.expires_at_ms - clock.now_millis() - COMPLETE_LEASE_MARGIN_MS;
-        let budget = COMPLETE_RETRY_BUDGET.saturating_sub(started.elapsed()).min(
-            std::time::Duration::from_millis(u64::try_from(lease_left).unwrap_or(0)),
-        );
-        if budget < backoff {
+        if started.elapsed() + backoff > budget {
             tracing::warn!(partition_key = %lease.partition_key, attempts, "the store stayed unavailable: giving up storing the response");
             return result;
         }
