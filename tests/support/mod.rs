@@ -94,3 +94,15 @@ impl Intercept for CallCounter {
         Ok(())
     }
 }
+
+pub mod faults;
+pub mod process;
+
+/// A client for the DynamoDB Local at `endpoint` (a test's own), with the SDK's
+/// default retries, as a function would have.
+pub async fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
+}
