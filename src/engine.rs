@@ -137,11 +137,14 @@ pub(crate) async fn complete(
             Completion::WritesTooLarge
         }
         Err(e) if atomic => {
-            // Nothing was committed, or the transaction did commit and the record is
-            // COMPLETED (then this fenced fail changes nothing): either way a retry is
-            // answered correctly.
+            // Nothing was committed, or the transaction did commit and only its answer
+            // was lost. The fenced fail tells which: it finds the record COMPLETED
+            // under this lease in the second case, and changes nothing.
+            if fail(store, lease).await == Failed::AlreadyCompleted {
+                tracing::warn!(partition_key = %lease.partition_key, error = %e, "the transaction's answer was lost, but it had committed");
+                return Completion::Stored;
+            }
             tracing::error!(partition_key = %lease.partition_key, error = %e, "could not commit the response and the handler's writes");
-            fail(store, lease).await;
             Completion::StoreFailed
         }
         Err(e) => {
@@ -185,15 +188,34 @@ async fn complete_retrying(
     }
 }
 
+/// What marking a record `ERRORED` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// Marked `ERRORED` (or it already was, under this lease).
+    Marked,
+    /// The record is `COMPLETED` under this very lease: the completion had landed.
+    AlreadyCompleted,
+    /// The lease had been taken over, or the store failed; nothing was changed.
+    NotMarked,
+}
+
 /// Marks the record `ERRORED` under the lease, so a retry may run again.
-pub(crate) async fn fail(store: &dyn Store, lease: &Lease) {
+pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
     match store.fail(lease).await {
-        Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => {}
+        Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => Failed::Marked,
+        Ok(WriteOutcome::LeaseLost { current: Some(current) })
+            if current.lease_token == lease.token
+                && current.status == crate::record::Status::Completed =>
+        {
+            Failed::AlreadyCompleted
+        }
         Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
             tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
+            Failed::NotMarked
         }
         Err(e) => {
             tracing::error!(partition_key = %lease.partition_key, error = %e, "could not mark the record errored; it is retried once its lease lapses");
+            Failed::NotMarked
         }
     }
 }
