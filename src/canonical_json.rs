@@ -22,8 +22,8 @@
 //!   (`-0` becomes `0`, `1E30` becomes `1e+30`, `4.50` becomes `4.5`).
 //!
 //! Input that is not strict JSON is rejected rather than guessed at: invalid
-//! UTF-8, lone surrogate escapes, trailing data, nesting deeper than
-//! `serde_json`'s recursion limit of 128 (an error, never a stack overflow),
+//! UTF-8, lone surrogate escapes, trailing data, nesting of 128 levels or more
+//! (`serde_json`'s recursion limit: an error, never a stack overflow),
 //! and objects with duplicate member names (RFC 8785 relies on I-JSON, which
 //! forbids them; accepting them would make "which value wins" ambiguous).
 //!
@@ -67,8 +67,9 @@ pub enum CanonicalJsonError {
     /// the parser's message.
     #[error("invalid JSON: {0}")]
     Invalid(String),
-    /// The input nests arrays/objects deeper than the parser's recursion
-    /// limit (128), which is refused to avoid unbounded stack use.
+    /// The input nests arrays/objects 128 levels deep or more (the parser's
+    /// recursion limit; 127 levels are accepted), which is refused to avoid
+    /// unbounded stack use.
     #[error("JSON nesting exceeds the recursion limit")]
     TooDeep,
     /// An object has two members with the same name (after unescaping), so
@@ -781,8 +782,13 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert_eq!(canon(&ok), ok);
+        // The exact limit: 127 levels pass, 128 do not.
+        let deepest = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        assert_eq!(canon(&deepest), deepest);
+        let objects = format!("{}1{}", "{\"a\":".repeat(127), "}".repeat(127));
+        assert_eq!(canon(&objects), objects);
 
-        for depth in [129, 10_000, 1_000_000] {
+        for depth in [128, 129, 10_000, 1_000_000] {
             let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
             assert_eq!(
                 canonicalize(deep.as_bytes()),

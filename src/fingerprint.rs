@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::canonical_json::canonicalize;
+use crate::canonical_json::{CanonicalJsonError, canonicalize};
 
 /// Version prefix of fingerprints produced by [`Fingerprint::v1`] and
 /// [`Fingerprint::of_json_value`].
@@ -73,8 +73,9 @@ pub struct Fingerprint(String);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BodyKind {
     /// The body is JSON: hash its RFC 8785 canonical form, so member order,
-    /// whitespace and escaping do not matter. Falls back to the raw bytes if
-    /// the body is not valid JSON.
+    /// whitespace and escaping do not matter. [`Fingerprint::v1`] falls back to
+    /// the raw bytes if the body is not valid JSON; [`Fingerprint::try_v1`]
+    /// refuses it instead (the HTTP layer answers such a request with `400`).
     Json,
     /// The body is opaque: hash the exact bytes.
     Raw,
@@ -136,26 +137,60 @@ impl Fingerprint {
     #[must_use]
     pub fn v1(input: &FingerprintInput<'_>) -> Fingerprint {
         let mut message = Framer::new(V1_REQUEST_DOMAIN);
-        message.field(input.method.to_ascii_uppercase().as_bytes());
-        message.field(input.path.as_bytes());
-
-        let mut query: Vec<(&str, &str)> = input
-            .query
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        query.sort_unstable();
-        message.length(query.len());
-        for (name, value) in query {
-            message.field(name.as_bytes());
-            message.field(value.as_bytes());
-        }
-
-        match input.body_kind {
-            BodyKind::Raw => message.body(input.body, false),
-            BodyKind::Json | BodyKind::Auto => message.body(input.body, true),
-        }
+        message.request_head(input);
+        let canonical = match input.body_kind {
+            BodyKind::Raw => None,
+            BodyKind::Json | BodyKind::Auto => canonicalize(input.body).ok(),
+        };
+        message.body(input.body, canonical.as_deref());
         message.finish()
+    }
+
+    /// Like [`Fingerprint::v1`], but a body declared JSON ([`BodyKind::Json`])
+    /// must be JSON: a non-empty body that cannot be canonicalised (invalid
+    /// syntax or UTF-8, nesting 128 levels deep or more, a duplicate member name)
+    /// is refused rather than hashed byte for byte. [`BodyKind::Auto`] still
+    /// falls back to the raw bytes, and an empty body is "no body" whatever its
+    /// kind. When it succeeds, the fingerprint equals [`Fingerprint::v1`]'s.
+    ///
+    /// # Errors
+    ///
+    /// The canonicaliser's [`CanonicalJsonError`] for a `Json` body that is not
+    /// strict JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lambda_idempotency::canonical_json::CanonicalJsonError;
+    /// use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
+    ///
+    /// let input = |body: &'static [u8], body_kind| FingerprintInput {
+    ///     method: "POST",
+    ///     path: "/orders",
+    ///     query: &[],
+    ///     body,
+    ///     body_kind,
+    /// };
+    /// let ok = input(br#"{"sku": "x"}"#, BodyKind::Json);
+    /// assert_eq!(Fingerprint::try_v1(&ok)?, Fingerprint::v1(&ok));
+    ///
+    /// let broken = input(br#"{"sku": "x""#, BodyKind::Json);
+    /// assert!(matches!(Fingerprint::try_v1(&broken), Err(CanonicalJsonError::Invalid(_))));
+    /// // Without a declared content type, a non-JSON body is opaque bytes.
+    /// assert!(Fingerprint::try_v1(&input(br#"{"sku": "x""#, BodyKind::Auto)).is_ok());
+    /// # Ok::<(), CanonicalJsonError>(())
+    /// ```
+    pub fn try_v1(input: &FingerprintInput<'_>) -> Result<Fingerprint, CanonicalJsonError> {
+        let mut message = Framer::new(V1_REQUEST_DOMAIN);
+        message.request_head(input);
+        let canonical = match input.body_kind {
+            BodyKind::Raw => None,
+            BodyKind::Auto => canonicalize(input.body).ok(),
+            BodyKind::Json if input.body.is_empty() => None,
+            BodyKind::Json => Some(canonicalize(input.body)?),
+        };
+        message.body(input.body, canonical.as_deref());
+        Ok(message.finish())
     }
 
     /// Fingerprints an event payload (for handlers that are not HTTP), so
@@ -182,7 +217,7 @@ impl Fingerprint {
         // numbers are finite); an empty body is a safe fallback regardless.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         let mut message = Framer::new(V1_EVENT_DOMAIN);
-        message.body(&bytes, true);
+        message.body(&bytes, canonicalize(&bytes).ok().as_deref());
         message.finish()
     }
 
@@ -251,20 +286,37 @@ impl Framer {
         self.hasher.update(bytes);
     }
 
-    /// Writes the body tag and the body; the last field of the message.
-    fn body(&mut self, body: &[u8], try_json: bool) {
+    /// Writes the method, path and query pairs (sorted) of a request.
+    fn request_head(&mut self, input: &FingerprintInput<'_>) {
+        self.field(input.method.to_ascii_uppercase().as_bytes());
+        self.field(input.path.as_bytes());
+
+        let mut query: Vec<(&str, &str)> = input
+            .query
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        query.sort_unstable();
+        self.length(query.len());
+        for (name, value) in query {
+            self.field(name.as_bytes());
+            self.field(value.as_bytes());
+        }
+    }
+
+    /// Writes the body tag and the body (its canonical JSON form when there is
+    /// one, else its bytes); the last field of the message.
+    fn body(&mut self, body: &[u8], canonical: Option<&[u8]>) {
         if body.is_empty() {
             self.hasher.update([BODY_EMPTY]);
             self.field(&[]);
-            return;
-        }
-        if try_json && let Ok(canonical) = canonicalize(body) {
+        } else if let Some(canonical) = canonical {
             self.hasher.update([BODY_CANONICAL_JSON]);
-            self.field(&canonical);
-            return;
+            self.field(canonical);
+        } else {
+            self.hasher.update([BODY_RAW]);
+            self.field(body);
         }
-        self.hasher.update([BODY_RAW]);
-        self.field(body);
     }
 
     fn finish(self) -> Fingerprint {
@@ -644,6 +696,57 @@ mod tests {
             fp("POST", "/", &[], deep.as_bytes(), BodyKind::Json),
             fp("POST", "/", &[], deep.as_bytes(), BodyKind::Raw)
         );
+    }
+
+    #[test]
+    fn try_v1_refuses_declared_json_that_is_not_json() {
+        let try_fp = |body: &[u8], body_kind| {
+            Fingerprint::try_v1(&FingerprintInput {
+                method: "POST",
+                path: "/",
+                query: &[],
+                body,
+                body_kind,
+            })
+        };
+        let deep = "[".repeat(10_000);
+        for body in [
+            &b"{\"a\":1"[..],
+            b"{\"a\":1} trailing",
+            b"\xff\xfe",
+            b"{\"a\":\"\xff\"}",
+            b"  ",
+            deep.as_bytes(),
+        ] {
+            let shown = String::from_utf8_lossy(body);
+            assert!(try_fp(body, BodyKind::Json).is_err(), "{shown}");
+            // Undeclared or opaque bodies are hashed as before.
+            assert_eq!(
+                try_fp(body, BodyKind::Auto),
+                Ok(fp("POST", "/", &[], body, BodyKind::Auto)),
+                "{shown}"
+            );
+            assert_eq!(
+                try_fp(body, BodyKind::Raw),
+                Ok(fp("POST", "/", &[], body, BodyKind::Raw)),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            try_fp(b"{\"a\":1,\"a\":2}", BodyKind::Json),
+            Err(CanonicalJsonError::DuplicateKey("a".to_owned()))
+        );
+        assert_eq!(
+            try_fp(deep.as_bytes(), BodyKind::Json),
+            Err(CanonicalJsonError::TooDeep)
+        );
+        // Valid JSON and the empty body fingerprint exactly as `v1` does.
+        for body in [&b"{ \"b\": 1, \"a\": [2.50] }"[..], b""] {
+            assert_eq!(
+                try_fp(body, BodyKind::Json),
+                Ok(fp("POST", "/", &[], body, BodyKind::Json))
+            );
+        }
     }
 
     #[test]

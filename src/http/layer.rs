@@ -14,6 +14,12 @@ use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
 use crate::store::Store;
 
+/// The default largest request body, in bytes: 6 MB, AWS Lambda's limit for a
+/// synchronous invocation's whole event, so no genuine API Gateway, ALB or Function
+/// URL request carries a larger body. See
+/// [`IdempotencyLayerBuilder::max_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
+
 /// Which requests the layer makes idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -116,6 +122,7 @@ pub(crate) struct Settings {
     pub(crate) store_retry_after: u64,
     pub(crate) service: String,
     pub(crate) wait_in_flight: Option<Duration>,
+    pub(crate) max_body_bytes: usize,
 }
 
 impl Settings {
@@ -150,6 +157,7 @@ impl fmt::Debug for IdempotencyLayer {
             .field("missing_key", &s.missing_key)
             .field("profile", &s.profile)
             .field("replay_headers", &s.replay_headers)
+            .field("max_body_bytes", &s.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +181,7 @@ impl IdempotencyLayer {
             policy: Arc::new(DefaultResponsePolicy),
             service: None,
             wait_in_flight: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -205,6 +214,7 @@ pub struct IdempotencyLayerBuilder {
     policy: Arc<dyn ResponsePolicy>,
     service: Option<String>,
     wait_in_flight: Option<Duration>,
+    max_body_bytes: usize,
 }
 
 impl IdempotencyLayerBuilder {
@@ -282,6 +292,46 @@ impl IdempotencyLayerBuilder {
         self
     }
 
+    /// The largest request body, in bytes, of a request the layer makes idempotent
+    /// (default [`DEFAULT_MAX_BODY_BYTES`], 6 MB). A larger body is answered `413`
+    /// problem+json ([`ProblemKind::BodyTooLarge`](super::ProblemKind::BodyTooLarge))
+    /// before the store is touched or the handler runs, so it is never hashed or
+    /// parsed. Requests the layer does not protect, and those passed through without
+    /// a key ([`MissingKey::PassThrough`]), are not checked.
+    ///
+    /// ```
+    /// use lambda_http::{Body, Error, Request, Response, service_fn};
+    /// use lambda_idempotency::http::IdempotencyLayer;
+    /// use lambda_idempotency::store::MemoryStore;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::new();
+    /// let layer = IdempotencyLayer::builder(store.clone())
+    ///     .max_body_bytes(1024)
+    ///     .build()?;
+    /// let service = layer.layer(service_fn(|_req: Request| async {
+    ///     Ok::<_, Error>(Response::new(Body::from("created")))
+    /// }));
+    ///
+    /// let upload = lambda_http::http::Request::builder()
+    ///     .method("POST")
+    ///     .uri("/uploads")
+    ///     .header("idempotency-key", "upload-1")
+    ///     .body(Body::from(vec![0u8; 1025]))?;
+    /// let response = service.oneshot(upload).await?;
+    /// assert_eq!(response.status(), 413);
+    /// assert_eq!(response.headers()["content-type"], "application/problem+json");
+    /// assert!(store.is_empty());
+    /// # Ok::<(), Error>(())
+    /// # })?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
     /// Checks the bounds and builds the layer.
     pub fn build(self) -> Result<IdempotencyLayer, ConfigError> {
         for expiry in self.route_expiry.values() {
@@ -308,6 +358,7 @@ impl IdempotencyLayerBuilder {
                 store_retry_after: 1,
                 service: self.service.unwrap_or_else(crate::metrics::service_name),
                 wait_in_flight: self.wait_in_flight,
+                max_body_bytes: self.max_body_bytes,
             }),
         })
     }

@@ -11,6 +11,8 @@
 //! | same key, still in flight | `409` problem+json with `Retry-After` |
 //! | key missing on a protected route | `400` problem+json (or pass through, [`MissingKey::PassThrough`]) |
 //! | key malformed | `400` problem+json |
+//! | body declared JSON (`application/json`, `*+json`) but not JSON | `400` problem+json; handler not run |
+//! | body larger than [`IdempotencyLayerBuilder::max_body_bytes`] (default 6 MB) | `413` problem+json; handler not run |
 //! | store unreachable before the handler | `503` problem+json with `Retry-After`; handler not run |
 //! | handler error, panic, or a retryable status (5xx) | passed through; record `ERRORED`, so a retry runs again |
 //!
@@ -56,8 +58,8 @@ mod stored;
 
 pub use actor::{DefaultActor, ExtractActor};
 pub use layer::{
-    DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, IdempotencyLayer, IdempotencyLayerBuilder,
-    MissingKey, Profile, Protect, ResponsePolicy,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, IdempotencyLayer,
+    IdempotencyLayerBuilder, MissingKey, Profile, Protect, ResponsePolicy,
 };
 pub use problem::{PROBLEM_JSON, ProblemKind};
 pub use request::{IDEMPOTENCY_KEY, fingerprint_of, route_of};

@@ -14,6 +14,12 @@ pub enum ProblemKind {
     MissingKey,
     /// The header is present but its value is refused.
     MalformedKey,
+    /// The body declares a JSON content type (`application/json`, `*+json`) but
+    /// is not JSON the layer can canonicalise (`400`).
+    InvalidJsonBody,
+    /// The body is larger than the layer's maximum (`413`); see
+    /// [`IdempotencyLayerBuilder::max_body_bytes`](super::IdempotencyLayerBuilder::max_body_bytes).
+    BodyTooLarge,
     /// The key was used for a different request.
     KeyMismatch,
     /// The same request is still being processed.
@@ -36,6 +42,8 @@ impl ProblemKind {
         match self {
             Self::MissingKey => "urn:lambda-idempotency:problem:missing-key",
             Self::MalformedKey => "urn:lambda-idempotency:problem:malformed-key",
+            Self::InvalidJsonBody => "urn:lambda-idempotency:problem:invalid-json-body",
+            Self::BodyTooLarge => "urn:lambda-idempotency:problem:body-too-large",
             Self::KeyMismatch => "urn:lambda-idempotency:problem:key-reused",
             Self::InFlight => "urn:lambda-idempotency:problem:request-in-progress",
             Self::StoreUnavailable => "urn:lambda-idempotency:problem:store-unavailable",
@@ -53,6 +61,8 @@ impl ProblemKind {
         match self {
             Self::MissingKey => "Idempotency-Key header is required",
             Self::MalformedKey => "Idempotency-Key header is malformed",
+            Self::InvalidJsonBody => "The request body is declared JSON but is not valid JSON",
+            Self::BodyTooLarge => "The request body is too large",
             Self::KeyMismatch => "Idempotency-Key was already used for a different request",
             Self::InFlight => "A request with this Idempotency-Key is still being processed",
             Self::StoreUnavailable => "Idempotency store is unavailable",

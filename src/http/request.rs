@@ -4,6 +4,7 @@ use lambda_http::http::{HeaderMap, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 
+use crate::canonical_json::CanonicalJsonError;
 use crate::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
 
 /// The header clients send their key in (matched case-insensitively).
@@ -57,27 +58,69 @@ pub(crate) fn key_header(headers: &HeaderMap) -> KeyHeader<'_> {
 
 /// The request's fingerprint: method, path, query (order-independent) and body,
 /// with JSON bodies canonicalised (RFC 8785).
+///
+/// A body that declares a JSON content type but is not JSON is hashed byte for
+/// byte here; the layer itself refuses such a request (`400`
+/// [`ProblemKind::InvalidJsonBody`](super::ProblemKind::InvalidJsonBody)) before
+/// it reaches the store, so no record ever holds that fallback.
 pub fn fingerprint_of(request: &Request) -> Fingerprint {
-    let query: Vec<(String, String)> = request
+    let query = query_of(request);
+    Fingerprint::v1(&input_of(request, &query))
+}
+
+/// Why the layer refuses a request's body before touching the store.
+#[derive(Debug)]
+pub(crate) enum BodyRefusal {
+    /// Larger than the layer's maximum.
+    TooLarge { len: usize, max: usize },
+    /// Declared JSON, but not JSON the canonicaliser accepts.
+    NotJson(CanonicalJsonError),
+}
+
+/// The fingerprint the layer stores: like [`fingerprint_of`], but refusing a body
+/// over `max_body_bytes` and a body declared JSON that is not JSON.
+pub(crate) fn checked_fingerprint_of(
+    request: &Request,
+    max_body_bytes: usize,
+) -> Result<Fingerprint, BodyRefusal> {
+    let len = body_of(request).len();
+    if len > max_body_bytes {
+        return Err(BodyRefusal::TooLarge {
+            len,
+            max: max_body_bytes,
+        });
+    }
+    let query = query_of(request);
+    Fingerprint::try_v1(&input_of(request, &query)).map_err(BodyRefusal::NotJson)
+}
+
+fn query_of(request: &Request) -> Vec<(String, String)> {
+    request
         .query_string_parameters_ref()
         .map(|q| {
             q.iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect()
         })
-        .unwrap_or_default();
-    let body: &[u8] = match request.body() {
+        .unwrap_or_default()
+}
+
+fn body_of(request: &Request) -> &[u8] {
+    match request.body() {
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
         _ => &[],
-    };
-    Fingerprint::v1(&FingerprintInput {
+    }
+}
+
+fn input_of<'a>(request: &'a Request, query: &'a [(String, String)]) -> FingerprintInput<'a> {
+    FingerprintInput {
         method: request.method().as_str(),
         path: request.uri().path(),
-        query: &query,
-        body,
+        query,
+        body: body_of(request),
         body_kind: body_kind(request.headers()),
-    })
+    }
 }
 
 /// JSON media types are canonicalised; no content type means "try JSON"; anything

@@ -13,9 +13,12 @@ use tower::Service;
 use super::actor::actor_of;
 use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
 use super::problem::{ProblemKind, problem_response};
-use super::request::{KeyHeader, deadline_of, fingerprint_of, key_header, route_of};
+use super::request::{
+    BodyRefusal, KeyHeader, checked_fingerprint_of, deadline_of, key_header, route_of,
+};
 use super::stored::StoredResponse;
 use crate::atomic::AtomicWrites;
+use crate::canonical_json::CanonicalJsonError;
 use crate::clock::Clock;
 use crate::engine::{Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
 use crate::key::IdempotencyKey;
@@ -137,13 +140,19 @@ where
         },
     };
 
+    // Refused bodies never reach the store: no record, no handler.
+    let fingerprint = match checked_fingerprint_of(&request, settings.max_body_bytes) {
+        Ok(fingerprint) => fingerprint,
+        Err(refusal) => return Ok(refuse_body(&route, key.as_str(), &refusal)),
+    };
+
     let actor = actor_of(&*settings.actor, &request);
     let scope = Scope::new(route.clone(), actor, key);
     let now_ms = settings.clock.now_millis();
     let expiry = settings.expiry_for(&route);
     let mut begin = BeginRequest {
         scope,
-        fingerprint: fingerprint_of(&request),
+        fingerprint,
         lease: settings
             .config
             .lease_for(now_ms, deadline_of(&request))
@@ -438,6 +447,47 @@ fn reject(route: &str, kind: ProblemKind, detail: &str, key: Option<&str>) -> Re
         "idempotency key refused"
     );
     problem_response(kind, StatusCode::BAD_REQUEST, detail, key, None)
+}
+
+/// Answers a body the layer will not fingerprint: too large (`413`) or declared JSON
+/// but not JSON (`400`). The detail never quotes the body.
+fn refuse_body(route: &str, key: &str, refusal: &BodyRefusal) -> Response<Body> {
+    let (kind, status, detail) = match refusal {
+        BodyRefusal::TooLarge { len, max } => (
+            ProblemKind::BodyTooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The request body is {len} bytes; this API accepts at most {max} bytes. The request was not processed."
+            ),
+        ),
+        BodyRefusal::NotJson(error) => {
+            let why = match error {
+                CanonicalJsonError::TooDeep => {
+                    "its arrays and objects nest 128 or more levels deep (at most 127 are accepted)"
+                        .to_owned()
+                }
+                CanonicalJsonError::DuplicateKey(_) => {
+                    "an object has two members with the same name".to_owned()
+                }
+                CanonicalJsonError::Invalid(message) => message.clone(),
+            };
+            (
+                ProblemKind::InvalidJsonBody,
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "The Content-Type says JSON, but the body is not valid JSON: {why}. The request was not processed; send valid UTF-8 JSON or a non-JSON content type."
+                ),
+            )
+        }
+    };
+    tracing::info!(
+        route = %route,
+        detail = %detail,
+        outcome = Outcome::Rejected.as_str(),
+        problem = kind.type_uri(),
+        "request body refused"
+    );
+    problem_response(kind, status, &detail, Some(key), None)
 }
 
 #[cfg(test)]
