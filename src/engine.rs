@@ -203,9 +203,10 @@ pub(crate) enum Failed {
 pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
     match store.fail(lease).await {
         Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => Failed::Marked,
-        Ok(WriteOutcome::LeaseLost { current: Some(current) })
-            if current.lease_token == lease.token
-                && current.status == crate::record::Status::Completed =>
+        Ok(WriteOutcome::LeaseLost {
+            current: Some(current),
+        }) if current.lease_token == lease.token
+            && current.status == crate::record::Status::Completed =>
         {
             Failed::AlreadyCompleted
         }

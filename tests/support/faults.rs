@@ -58,6 +58,11 @@ impl<S: Store> FaultyStore<S> {
             .extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Drops the faults still queued for `step`.
+    pub fn clear(&self, step: Step) {
+        self.queued.lock().unwrap().remove(&step);
+    }
+
     /// Every call fails with `StoreUnavailable` while down.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
