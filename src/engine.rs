@@ -86,14 +86,13 @@ const COMPLETE_LEASE_MARGIN_MS: i64 = 1_000;
 /// Stores the response under the lease; with `writes` (atomic completion), commits
 /// them in the same transaction.
 ///
-/// Without `writes`, the handler's side effects have already happened, and only the
-/// stored response stops a retry from repeating them: while the store is unavailable,
-/// storing is retried with backoff until it succeeds, or [`COMPLETE_RETRY_BUDGET`]
-/// runs out, or the lease is within [`COMPLETE_LEASE_MARGIN_MS`] of lapsing. Retrying
-/// is safe because the write is fenced on the lease token, and a write that did land
-/// before its answer was lost is recognised as this lease's own. With `writes`
-/// nothing is retried: a failed transaction committed nothing, so the record is marked
-/// `ERRORED` and a retry runs the handler again.
+/// While the store is unavailable, storing is retried with backoff until it succeeds,
+/// or [`COMPLETE_RETRY_BUDGET`] runs out, or the lease is within
+/// [`COMPLETE_LEASE_MARGIN_MS`] of lapsing. Without `writes` the handler's side
+/// effects have already happened and only the stored response stops a retry from
+/// repeating them; with `writes` it saves the client a 503 and a second run.
+/// Retrying is safe: the write is fenced on the lease token, and one that landed
+/// before its answer was lost is found `COMPLETED` under this very lease.
 pub(crate) async fn complete(
     store: &dyn Store,
     lease: &Lease,
@@ -102,10 +101,7 @@ pub(crate) async fn complete(
     clock: &dyn Clock,
 ) -> Completion {
     let atomic = writes.is_some();
-    let result = match writes {
-        Some(writes) => store.complete_with_writes(lease, response, writes).await,
-        None => complete_retrying(store, lease, response, clock).await,
-    };
+    let result = store_retrying(store, lease, response, writes.as_deref(), clock).await;
     match result {
         Ok(WriteOutcome::Written) => Completion::Stored,
         Ok(WriteOutcome::WrittenWithoutResponse { size }) => {
@@ -117,6 +113,10 @@ pub(crate) async fn complete(
             metrics::counter!(crate::metrics::RESPONSE_OMITTED).increment(1);
             Completion::Stored
         }
+        // An earlier attempt (ours, or the SDK's) landed and only its answer was lost.
+        Ok(WriteOutcome::LeaseLost {
+            current: Some(current),
+        }) if completed_under(&current, lease) => Completion::Stored,
         Ok(WriteOutcome::LeaseLost { current }) => {
             tracing::warn!(
                 partition_key = %lease.partition_key,
@@ -156,12 +156,19 @@ pub(crate) async fn complete(
     }
 }
 
-/// Stores a response (no handler writes), retrying while the store is unavailable;
-/// see [`complete`].
-async fn complete_retrying(
+/// Whether `record` was completed under `lease`: the lease token is unique to one
+/// holder, so only this request's own completion can have written it.
+fn completed_under(record: &Record, lease: &Lease) -> bool {
+    record.lease_token == lease.token && record.status == crate::record::Status::Completed
+}
+
+/// Stores the response (and commits `writes`), again while the store is unavailable,
+/// within the budget described on [`complete`].
+async fn store_retrying(
     store: &dyn Store,
     lease: &Lease,
     response: &[u8],
+    writes: Option<&[aws_sdk_dynamodb::types::TransactWriteItem]>,
     clock: &dyn Clock,
 ) -> crate::Result<WriteOutcome> {
     // The lease is read on the injected clock once; the retries then run on real time.
@@ -173,7 +180,14 @@ async fn complete_retrying(
     let mut backoff = COMPLETE_FIRST_BACKOFF;
     let mut attempts = 1u32;
     loop {
-        let result = store.complete(lease, response).await;
+        let result = match writes {
+            Some(writes) => {
+                store
+                    .complete_with_writes(lease, response, writes.to_vec())
+                    .await
+            }
+            None => store.complete(lease, response).await,
+        };
         let Err(crate::Error::StoreUnavailable { .. }) = &result else {
             return result;
         };
@@ -205,11 +219,7 @@ pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
         Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => Failed::Marked,
         Ok(WriteOutcome::LeaseLost {
             current: Some(current),
-        }) if current.lease_token == lease.token
-            && current.status == crate::record::Status::Completed =>
-        {
-            Failed::AlreadyCompleted
-        }
+        }) if completed_under(&current, lease) => Failed::AlreadyCompleted,
         Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
             tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
             Failed::NotMarked

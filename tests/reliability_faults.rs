@@ -506,20 +506,16 @@ async fn run_past_its_deadline(fx: Fixture) {
 
 // --- atomic completion (DynamoDB only) ------------------------------------------------
 
-/// The transaction never reaches the store: nothing is committed, the client gets a
-/// 503, the record is ERRORED, and the retry commits the one charge.
-async fn atomic_complete_unavailable(fx: Fixture) {
+/// The transaction fails to reach the store three times, then the store is back:
+/// the layer commits on a later attempt, once.
+async fn atomic_complete_unavailable_then_back(fx: Fixture) {
     let key = new_key();
-    fx.store.inject(Step::Complete, Fault::Unavailable, 1);
-    fx.send(&key, None)
-        .await
-        .assert_problem(503, UNAVAILABLE, Some(60));
-    assert_eq!(fx.committed_charges().await, 0);
-    assert_eq!(fx.record(&key).await.unwrap().status, Status::Errored);
-
-    fx.send(&key, None).await.assert_charged(2);
-    fx.send(&key, None).await.assert_replay_of(2);
+    fx.store.inject(Step::Complete, Fault::Unavailable, 3);
+    fx.send(&key, None).await.assert_charged(1);
+    assert_eq!(fx.store.injected(Step::Complete), 3);
     assert_eq!(fx.committed_charges().await, 1);
+    fx.send(&key, None).await.assert_replay_of(1);
+    assert_eq!(fx.runs(), 1);
 }
 
 /// The transaction commits but its answer is lost: the layer finds its own
@@ -535,23 +531,29 @@ async fn atomic_complete_answer_lost(fx: Fixture) {
     assert_eq!(fx.runs(), 1);
 }
 
-/// The store goes down after the handler ran and stays down for the lease: nothing
-/// was committed, the client gets a 503, and after the lease the retry commits the
-/// one and only charge.
+/// The store goes down after the handler ran and stays down for the whole lease:
+/// nothing was committed, so the client gets a 503 (not the handler's answer), the
+/// key is held until the lease lapses, and then the retry commits the one charge.
 async fn atomic_store_down_for_the_whole_lease(fx: Fixture) {
     let key = new_key();
-    fx.store.inject(Step::Complete, Fault::Unavailable, 1);
+    let deadline = Duration::from_millis(1_500); // leaves 0.5 s of retries
+    fx.store.inject(Step::Complete, Fault::Unavailable, 1_000);
     fx.store.inject(Step::Fail, Fault::Unavailable, 1);
-    fx.send(&key, None)
+    fx.send(&key, Some(deadline))
         .await
         .assert_problem(503, UNAVAILABLE, Some(60));
+    assert!(
+        fx.store.injected(Step::Complete) > 1,
+        "committing was retried"
+    );
     assert_eq!(fx.committed_charges().await, 0);
     assert_eq!(fx.record(&key).await.unwrap().status, Status::Pending);
     fx.send(&key, None)
         .await
-        .assert_problem(409, IN_FLIGHT, Some(LEASE.as_secs()));
+        .assert_problem(409, IN_FLIGHT, Some(2));
 
-    fx.clock.advance(LEASE + Duration::from_secs(1));
+    fx.store.clear(Step::Complete);
+    fx.clock.advance(deadline + Duration::from_millis(1));
     fx.send(&key, None).await.assert_charged(2);
     fx.send(&key, None).await.assert_replay_of(2);
     assert_eq!(fx.committed_charges().await, 1);
@@ -598,7 +600,7 @@ scenarios!(dynamodb_atomic:
     complete_answer_lost,
     handler_panics,
     run_past_its_deadline,
-    atomic_complete_unavailable,
+    atomic_complete_unavailable_then_back,
     atomic_complete_answer_lost,
     atomic_store_down_for_the_whole_lease,
 );
