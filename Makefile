@@ -87,3 +87,19 @@ local:
 .PHONY: idem
 idem:
 	cargo run -q -p idem -- --help
+
+# Scale of `make stress`: requests per trial, trials, and kill/restart runs.
+STRESS_REQUESTS ?= 1000
+STRESS_TRIALS ?= 20
+STRESS_OUTAGES ?= 3
+
+.PHONY: stress
+## stress: the reliability tests at full scale against DynamoDB Local: STRESS_TRIALS trials of STRESS_REQUESTS identical concurrent requests, STRESS_OUTAGES kill/restart runs
+stress:
+	@$(REQUIRE) cargo
+	IDEM_STRESS_REQUESTS=$(STRESS_REQUESTS) IDEM_STRESS_TRIALS=$(STRESS_TRIALS) \
+	  $(WITH_DYNAMODB) cargo test --test reliability_concurrency -- --nocapture --test-threads 1
+	for run in $$(seq $(STRESS_OUTAGES)); do \
+	  echo "== kill/restart run $$run of $(STRESS_OUTAGES)"; \
+	  $(WITH_DYNAMODB) cargo test --test reliability_outage -- --nocapture || exit 1; \
+	done
