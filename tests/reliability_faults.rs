@@ -9,6 +9,8 @@
 //! leases lapse without sleeping. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with
 //! `make test`.
 
+#[path = "support/faults.rs"]
+mod faults;
 mod support;
 
 use std::collections::VecDeque;
@@ -21,6 +23,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, TransactWriteItem,
 };
+use faults::{Fault, FaultyStore, Step};
 use futures::FutureExt;
 use lambda_http::{Body, Context, Error, Request, RequestExt, Response, service_fn};
 use lambda_idempotency::atomic::AtomicWrites;
@@ -31,7 +34,6 @@ use lambda_idempotency::record::{Record, Status};
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use lambda_idempotency::store::{MemoryStore, Store};
-use support::faults::{Fault, FaultyStore, Step};
 use tokio::sync::Notify;
 use tower::{Layer, ServiceExt};
 

@@ -8,6 +8,8 @@
 //! as the real service would), on a free random port. Needs `DYNAMODB_LOCAL_JAR` and
 //! `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
+#[path = "support/process.rs"]
+mod process;
 mod support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -28,7 +30,7 @@ use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
 use lambda_idempotency::store::Store;
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore, create_table};
-use support::process::DynamoDbProcess;
+use process::DynamoDbProcess;
 use tower::{BoxError, Layer, ServiceExt};
 
 /// Keys in the run; each is sent by two clients at once.

@@ -1,7 +1,8 @@
-//! A store wrapper that injects faults at chosen steps, for the reliability tests.
+//! A store wrapper that injects faults at chosen steps, for the reliability tests
+//! (declared by them with `#[path]`: it needs `async-trait`, which the functions' test
+//! crates that share `support/mod.rs` do not have).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -30,13 +31,11 @@ pub enum Fault {
 }
 
 /// Wraps a store; each call first takes the next fault queued for its step, if any.
-/// `set_down(true)` fails every call until `set_down(false)`.
 #[derive(Debug, Clone)]
 pub struct FaultyStore<S> {
     inner: S,
     queued: Arc<Mutex<HashMap<Step, VecDeque<Fault>>>>,
     injected: Arc<Mutex<HashMap<Step, usize>>>,
-    down: Arc<AtomicBool>,
 }
 
 impl<S: Store> FaultyStore<S> {
@@ -45,7 +44,6 @@ impl<S: Store> FaultyStore<S> {
             inner,
             queued: Arc::default(),
             injected: Arc::default(),
-            down: Arc::default(),
         }
     }
 
@@ -63,12 +61,7 @@ impl<S: Store> FaultyStore<S> {
         self.queued.lock().unwrap().remove(&step);
     }
 
-    /// Every call fails with `StoreUnavailable` while down.
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// How many faults have hit `step` so far (queued ones and outages).
+    /// How many faults have hit `step` so far.
     pub fn injected(&self, step: Step) -> usize {
         self.injected
             .lock()
@@ -78,23 +71,12 @@ impl<S: Store> FaultyStore<S> {
             .unwrap_or(0)
     }
 
-    /// Faults still queued for `step`.
-    pub fn pending(&self, step: Step) -> usize {
-        self.queued
-            .lock()
-            .unwrap()
-            .get(&step)
-            .map_or(0, VecDeque::len)
-    }
-
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
     fn next_fault(&self, step: Step) -> Option<Fault> {
-        let fault = if self.down.load(Ordering::SeqCst) {
-            Some(Fault::Unavailable)
-        } else {
+        let fault = {
             let mut queued = self.queued.lock().unwrap();
             queued.get_mut(&step).and_then(VecDeque::pop_front)
         };

@@ -95,9 +95,6 @@ impl Intercept for CallCounter {
     }
 }
 
-pub mod faults;
-pub mod process;
-
 /// A client for the DynamoDB Local at `endpoint` (a test's own), with the SDK's
 /// default retries, as a function would have.
 pub async fn client_for(endpoint: &str) -> Client {
