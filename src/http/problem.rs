@@ -7,8 +7,10 @@ use serde::Serialize;
 /// The media type of every error the layer answers with.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One kind of problem the layer can report; its `type` URI is stable.
+/// One kind of problem the layer can report; its `type` URI is stable. New kinds may
+/// be added, so matches need a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProblemKind {
     /// No `Idempotency-Key` header on a protected route.
     MissingKey,
