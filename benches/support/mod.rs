@@ -1,0 +1,195 @@
+//! Shared by the `harness = false` benches (`end_to_end`, `cold_start`): latency
+//! statistics, the results folder, and a call-counting SDK interceptor (a copy of
+//! the one in `tests/support`, which benches cannot use).
+//!
+//! Not a bench target itself: cargo only discovers `benches/*.rs` and
+//! `benches/*/main.rs`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::operation::{
+    delete_item::DeleteItemInput, describe_table::DescribeTableInput, get_item::GetItemInput,
+    put_item::PutItemInput, transact_write_items::TransactWriteItemsInput,
+    update_item::UpdateItemInput,
+};
+
+/// Whether cargo runs this binary as a benchmark (`cargo bench` passes `--bench`).
+/// Without it (`cargo test --all-targets`) the benches run a short smoke check and
+/// write no results.
+pub fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// A number from the environment, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        _ => default,
+    }
+}
+
+/// The DynamoDB Local endpoint; the benches that need it stop with a clear message
+/// without it.
+pub fn dynamodb_endpoint(bench: &str) -> String {
+    match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: the {bench} bench runs against DynamoDB \
+             Local. Run `make bench`, or wrap the command in scripts/with-dynamodb-local.sh, \
+             e.g. `scripts/with-dynamodb-local.sh cargo bench --bench {bench}`"
+        ),
+    }
+}
+
+/// `<target>/`, found from this executable (`<target>/<profile>/deps/<bench>-<hash>`),
+/// so `CARGO_TARGET_DIR` is honoured.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of this executable");
+    exe.ancestors()
+        .nth(3)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")))
+}
+
+/// `<target>/bench-results/<name>.json`, written with `json`.
+pub fn write_results(name: &str, json: &serde_json::Value) -> PathBuf {
+    let dir = target_dir().join("bench-results");
+    std::fs::create_dir_all(&dir).expect("create target/bench-results");
+    let path = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(json).expect("results as JSON");
+    std::fs::write(&path, text + "\n").expect("write the results file");
+    path
+}
+
+/// Latency figures over many samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub n: usize,
+    pub min: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub mean: Duration,
+}
+
+impl Stats {
+    /// Percentiles by nearest rank. Panics on no samples.
+    pub fn of(samples: &[Duration]) -> Stats {
+        assert!(!samples.is_empty(), "no samples");
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let rank = |p: f64| {
+            let r = (p * sorted.len() as f64).ceil() as usize;
+            sorted[r.clamp(1, sorted.len()) - 1]
+        };
+        let total: Duration = sorted.iter().sum();
+        Stats {
+            n: sorted.len(),
+            min: sorted[0],
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: sorted[sorted.len() - 1],
+            mean: total / sorted.len() as u32,
+        }
+    }
+
+    /// The figures in microseconds, for the JSON results.
+    pub fn to_json_us(self) -> serde_json::Value {
+        serde_json::json!({
+            "samples": self.n,
+            "min_us": us(self.min),
+            "p50_us": us(self.p50),
+            "p99_us": us(self.p99),
+            "max_us": us(self.max),
+            "mean_us": us(self.mean),
+        })
+    }
+}
+
+/// A duration in microseconds, with two decimals.
+pub fn us(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 10.0).round() / 100.0
+}
+
+/// A duration in milliseconds, with two decimals.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 10_000.0).round() / 100.0
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Records the name of every DynamoDB operation a client executes (once per call,
+/// however many attempts the SDK makes).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl CallCounter {
+    /// The operations since the last `take`, oldest first.
+    pub fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let input = context.input();
+        let name = if input.downcast_ref::<PutItemInput>().is_some() {
+            "PutItem"
+        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            "UpdateItem"
+        } else if input.downcast_ref::<GetItemInput>().is_some() {
+            "GetItem"
+        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
+            "DeleteItem"
+        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
+            "TransactWriteItems"
+        } else if input.downcast_ref::<DescribeTableInput>().is_some() {
+            "DescribeTable"
+        } else {
+            "Other"
+        };
+        self.calls.lock().unwrap().push(name);
+        Ok(())
+    }
+}
