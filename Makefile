@@ -7,7 +7,7 @@ SHELL := bash
 WITH_DYNAMODB := scripts/with-dynamodb-local.sh
 REQUIRE := scripts/require.sh
 
-.PHONY: test lint demo dynamodb-local lint-template build deploy local
+.PHONY: test lint demo dynamodb-local lint-template build deploy local bench
 
 # Template linters, pip-installed into a git-ignored virtualenv. Versions verified
 # together with `make lint-template` (cfn-lint is also aws-sam-cli's linter).
@@ -83,6 +83,13 @@ local:
 	@$(REQUIRE) cargo curl
 	$(require_cargo_lambda)
 	$(WITH_DYNAMODB) scripts/local-stack.sh
+
+## bench: criterion micro-benchmarks, end-to-end latency against DynamoDB Local, orders-api size and init time (results in target/bench-results/; see BENCHMARKS.md)
+bench:
+	@$(REQUIRE) cargo
+	cargo build --release -p orders-api
+	cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3
+	$(WITH_DYNAMODB) cargo bench --bench end_to_end --bench cold_start
 
 .PHONY: idem
 idem:
