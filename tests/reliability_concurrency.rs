@@ -1,5 +1,7 @@
 //! Many identical requests at once through the HTTP layer: exactly one runs the
-//! handler; every other one is answered "in flight" (409) or with the replay.
+//! handler; every other one is answered "in flight" (409) or with the replay. Every
+//! other trial starts from a key whose first attempt failed (record `ERRORED`), so the
+//! burst races to take it over.
 //!
 //! Against DynamoDB Local, the requests are spread over several layers, each with its
 //! own SDK client, as concurrent Lambda execution environments would be. `make test`
@@ -10,9 +12,9 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_http::{Body, Error, Request, Response, service_fn};
@@ -66,17 +68,32 @@ fn partition_key(key: &str) -> String {
 
 type Handler = tower::util::BoxCloneSyncService<Request, Response<Body>, BoxError>;
 
+/// Keys whose next run fails with a 503 from the handler (an errored attempt).
+type FailNext = Arc<Mutex<HashSet<String>>>;
+
 /// One layer per instance, all over the given stores (one per instance). The
 /// handler places an order: it counts the side effect, takes a little time (so the
 /// other requests find the key in flight), and answers with the order's own id.
-fn services<S: Store + Clone>(stores: &[S], executions: &Arc<AtomicUsize>) -> Vec<Handler> {
+fn services<S: Store + Clone>(
+    stores: &[S],
+    executions: &Arc<AtomicUsize>,
+    fail_next: &FailNext,
+) -> Vec<Handler> {
     stores
         .iter()
         .map(|store| {
             let executions = Arc::clone(executions);
-            let handler = service_fn(move |_request: Request| {
-                let order = executions.fetch_add(1, Ordering::SeqCst) + 1;
+            let fail_next = Arc::clone(fail_next);
+            let handler = service_fn(move |request: Request| {
+                let key = request.headers()["idempotency-key"].to_str().unwrap();
+                let fail = fail_next.lock().unwrap().remove(key);
+                let order = (!fail).then(|| executions.fetch_add(1, Ordering::SeqCst) + 1);
                 async move {
+                    let Some(order) = order else {
+                        return Ok(Response::builder()
+                            .status(503)
+                            .body(Body::from("the warehouse is unavailable"))?);
+                    };
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     Ok::<_, Error>(
                         Response::builder()
@@ -124,8 +141,15 @@ async fn one_trial(
     executions: &AtomicUsize,
     n: usize,
     trial: usize,
+    fail_next: Option<&FailNext>,
 ) -> (Tally, String) {
     let key = uuid::Uuid::new_v4().to_string();
+    if let Some(fail_next) = fail_next {
+        // An earlier attempt failed: the burst races to take over an ERRORED record.
+        fail_next.lock().unwrap().insert(key.clone());
+        let failed = services[0].clone().oneshot(request(&key)).await.unwrap();
+        assert_eq!(failed.status(), 503, "trial {trial}: the failed attempt");
+    }
     let before = executions.load(Ordering::SeqCst);
     let start = Arc::new(tokio::sync::Barrier::new(n));
     let tasks: Vec<_> = (0..n)
@@ -205,14 +229,30 @@ async fn one_trial(
 /// and its record is `COMPLETED`.
 async fn run_trials<S: Store + Clone>(label: &str, stores: Vec<S>) {
     let executions = Arc::new(AtomicUsize::new(0));
-    let services = services(&stores, &executions);
+    let fail_next = FailNext::default();
+    let services = services(&stores, &executions, &fail_next);
     let (n, trials) = (requests_per_trial(), trials());
     let mut totals = Tally::default();
     for trial in 1..=trials {
-        let (tally, key) = one_trial(&services, &executions, n, trial).await;
+        // Every other trial starts from a key whose first attempt failed.
+        let after_error = trial % 2 == 0;
+        let (tally, key) = one_trial(
+            &services,
+            &executions,
+            n,
+            trial,
+            after_error.then_some(&fail_next),
+        )
+        .await;
         println!(
-            "{label} trial {trial}: {n} requests, 1 execution, {} in flight, {} replays",
-            tally.in_flight, tally.replays
+            "{label} trial {trial}{}: {n} requests, 1 execution, {} in flight, {} replays",
+            if after_error {
+                " (after an errored attempt)"
+            } else {
+                ""
+            },
+            tally.in_flight,
+            tally.replays
         );
         totals.in_flight += tally.in_flight;
         totals.replays += tally.replays;
