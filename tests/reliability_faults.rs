@@ -19,10 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use faults::{Fault, FaultyStore, Step};
 use futures::FutureExt;
 use lambda_http::{Body, Context, Error, Request, RequestExt, Response, service_fn};
@@ -84,28 +81,7 @@ impl Fixture {
     async fn dynamodb_atomic() -> Self {
         let mut fixture = Self::dynamodb().await;
         let client = support::client().await;
-        let orders = format!("orders-{}", uuid::Uuid::new_v4());
-        client
-            .create_table()
-            .table_name(&orders)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let orders = support::fresh_pk_table(&client, "orders").await;
         fixture.orders = Some((client, orders));
         fixture
     }

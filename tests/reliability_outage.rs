@@ -18,10 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use lambda_idempotency::atomic::AtomicWrites;
 use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer};
@@ -86,32 +83,6 @@ fn request(kind: Kind, key: &str) -> Request {
         .unwrap()
 }
 
-async fn orders_table(client: &Client) -> String {
-    let table = format!("orders-{}", uuid::Uuid::new_v4());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    table
-}
-
 impl Run {
     async fn new(endpoint: &str) -> Self {
         let client = support::client_for(endpoint).await;
@@ -119,7 +90,7 @@ impl Run {
         create_table(&client, table, &AttributeNames::default())
             .await
             .unwrap();
-        let orders = orders_table(&client).await;
+        let orders = support::fresh_pk_table(&client, "orders").await;
         let store = DynamoDbStore::new(client.clone(), table);
         let effects = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
         let runs = Arc::new(Mutex::new(HashMap::<String, usize>::new()));

@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ProjectionType,
-    ScalarAttributeType, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType, TimeToLiveStatus};
 use behaviour::{request, start, with_body};
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::ManualClock;
@@ -305,28 +302,7 @@ async fn expiry_index(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(St
 #[tokio::test]
 async fn create_table_adds_the_expiry_index_to_an_older_table() {
     let client = support::client().await;
-    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let table = support::fresh_pk_table(&client, "idempotency-test").await;
     create_table(&client, &table, &AttributeNames::default())
         .await
         .unwrap();

@@ -52,6 +52,37 @@ pub async fn fresh_table(client: &Client, names: &AttributeNames) -> String {
     table
 }
 
+/// Creates a table named `prefix-<uuid>` with only a string partition key `pk`, the
+/// shape of a handler's own table (or of a table created by an older release).
+pub async fn fresh_pk_table(client: &Client, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = format!("{prefix}-{}", uuid::Uuid::new_v4());
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    table
+}
+
 /// Records the name of every DynamoDB operation a client executes (once per call,
 /// however many attempts the SDK makes).
 #[derive(Debug, Clone, Default)]
