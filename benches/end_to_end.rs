@@ -447,9 +447,13 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
 
     // Added latency = layer - unwrapped, against the raw round trips it needs.
     let ratio = |layer: usize, raw: usize, pick: fn(&Stats) -> Duration| {
-        let added = us(pick(&stats[layer])) - us(pick(&stats[0]));
+        let added = us(pick(&stats[layer]).saturating_sub(pick(&stats[0])));
         let raw_us = us(pick(&stats[raw]));
-        (added, raw_us, added / raw_us)
+        (
+            added,
+            raw_us,
+            (added / raw_us * 10_000.0).round() / 10_000.0,
+        )
     };
     println!();
     println!(
