@@ -23,8 +23,8 @@
 //!
 //! Input that is not strict JSON is rejected rather than guessed at: invalid
 //! UTF-8, lone surrogate escapes, trailing data, nesting of 128 levels or more
-//! (`serde_json`'s recursion limit: an error, never a stack overflow),
-//! and objects with duplicate member names (RFC 8785 relies on I-JSON, which
+//! (an error, never a stack overflow; the limit is `serde_json`'s, which the
+//! first implementation used), and objects with duplicate member names (RFC 8785 relies on I-JSON, which
 //! forbids them; accepting them would make "which value wins" ambiguous).
 //!
 //! # Deliberate deviation from RFC 8785: large integers
@@ -43,19 +43,25 @@
 //!
 //! # Number parsing precision
 //!
-//! Without its `float_roundtrip` feature, `serde_json` parses some decimal
-//! numbers to a double one unit in the last place away from the correctly
-//! rounded value (RFC 8785's own example `333333333.33333329` is one). So that
-//! the output does not depend on that feature, the literal text of every
-//! non-integer number is re-read with Rust's correctly rounding
-//! [`str::parse::<f64>`](str::parse) after `serde_json` has validated the
-//! document. `serde_json`'s `arbitrary_precision` feature must not be enabled
-//! for this crate: it changes how numbers reach the parser here.
+//! Every number that is not an exact 64-bit integer is read from its literal
+//! text with Rust's correctly rounding [`str::parse::<f64>`](str::parse), so
+//! RFC 8785's own example `333333333.33333329` comes out right (a parser that
+//! rounds one unit in the last place away would not).
+//!
+//! # How it runs
+//!
+//! One pass over the input writes the canonical form as it parses: strings
+//! without escapes, integers and literals are copied as they are; an object's
+//! members are written in input order and rearranged only if they were not
+//! sorted already. The first, tree-based implementation (`serde_json` into a
+//! tree, then written out sorted) is kept in the tests as the oracle this one
+//! is checked against, output for output, over generated documents.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+#[cfg(test)]
+mod reference;
 
 /// Why a byte string could not be canonicalised; callers usually fall back
 /// to treating the bytes as opaque.
@@ -102,237 +108,430 @@ pub enum CanonicalJsonError {
 /// assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
 /// ```
 pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
-    let mut tree = parse(input)?;
-    let mut numbers = NumberTokens::new(input);
-    fix_floats(&mut tree, &mut numbers)?;
-    if numbers.next().is_some() {
-        return Err(token_mismatch());
+    let text = std::str::from_utf8(input).map_err(|e| {
+        CanonicalJsonError::Invalid(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+    })?;
+    let mut writer = Canonicalizer {
+        text,
+        input,
+        pos: 0,
+        out: Vec::with_capacity(input.len()),
+        members: Vec::new(),
+        scratch: Vec::new(),
+        duplicate: None,
+    };
+    writer.skip_whitespace();
+    writer.value(0)?;
+    writer.skip_whitespace();
+    if writer.pos < input.len() {
+        return Err(writer.invalid("trailing characters"));
     }
-    let mut out = Vec::with_capacity(input.len());
-    write_node(&tree, &mut out)?;
-    Ok(out)
+    // Reported only for an otherwise valid document, as a syntax error comes first.
+    if let Some(name) = writer.duplicate {
+        return Err(CanonicalJsonError::DuplicateKey(name));
+    }
+    Ok(writer.out)
 }
 
-/// Parsed JSON value that keeps object members in input order (so duplicates
-/// can be detected) and keeps integers exact.
-#[derive(Debug)]
-enum Node {
-    Null,
-    Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    String(String),
-    Array(Vec<Node>),
-    Object(Vec<(String, Node)>),
-}
+/// Deepest nesting of arrays and objects accepted (`serde_json`'s recursion limit,
+/// which the first implementation inherited).
+const MAX_DEPTH: usize = 127;
 
-fn parse(input: &[u8]) -> Result<Node, CanonicalJsonError> {
-    let mut de = serde_json::Deserializer::from_slice(input);
-    let node = Node::deserialize(&mut de).map_err(|err| map_parse_error(&err))?;
-    de.end().map_err(|err| map_parse_error(&err))?;
-    Ok(node)
-}
-
-fn map_parse_error(err: &serde_json::Error) -> CanonicalJsonError {
-    let message = err.to_string();
-    // serde_json does not expose its error code; its message is stable.
-    if message.starts_with("recursion limit exceeded") {
-        CanonicalJsonError::TooDeep
-    } else {
-        CanonicalJsonError::Invalid(message)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::U64(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::I64(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::F64(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::String(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some((name, value)) = map.next_entry::<String, Node>()? {
-            members.push((name, value));
-        }
-        Ok(Node::Object(members))
-    }
-}
-
-/// Iterates over the literal text of the number tokens of an already
-/// validated JSON document, in document order (the order in which the parser
-/// reported them).
-struct NumberTokens<'a> {
+/// One pass over the input that writes the canonical form as it parses: arrays,
+/// strings and numbers go straight to `out`; an object's members are written in
+/// input order and, unless already sorted, rearranged when the object closes.
+struct Canonicalizer<'a> {
+    text: &'a str,
     input: &'a [u8],
     pos: usize,
+    out: Vec<u8>,
+    /// The members of the objects being written, innermost last.
+    members: Vec<Member<'a>>,
+    /// Reused copy of an object's output while its members are rearranged.
+    scratch: Vec<u8>,
+    /// The first duplicate member name met.
+    duplicate: Option<String>,
 }
 
-impl<'a> NumberTokens<'a> {
-    fn new(input: &'a [u8]) -> Self {
-        Self { input, pos: 0 }
+/// A member already written to `out[start..end]` as `"name":value`.
+struct Member<'a> {
+    name: Cow<'a, str>,
+    ascii: bool,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Canonicalizer<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
     }
-}
 
-impl<'a> Iterator for NumberTokens<'a> {
-    type Item = &'a [u8];
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
 
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let mut in_string = false;
-        let mut escaped = false;
-        while let Some(&byte) = self.input.get(self.pos) {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if byte == b'\\' {
-                    escaped = true;
-                } else if byte == b'"' {
-                    in_string = false;
-                }
-                self.pos += 1;
-            } else if byte == b'"' {
-                in_string = true;
-                self.pos += 1;
-            } else if byte == b'-' || byte.is_ascii_digit() {
-                let start = self.pos;
-                while self
-                    .input
-                    .get(self.pos)
-                    .is_some_and(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                {
+    /// A syntax error at the current position, worded like `serde_json`'s.
+    fn invalid(&self, what: &str) -> CanonicalJsonError {
+        let before = self.input.get(..self.pos).unwrap_or(self.input);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+        CanonicalJsonError::Invalid(format!("{what} at line {line} column {column}"))
+    }
+
+    fn eof_or(&self, what: &str) -> CanonicalJsonError {
+        if self.pos >= self.input.len() {
+            self.invalid("EOF while parsing a value")
+        } else {
+            self.invalid(what)
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), CanonicalJsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => {
+                let (string, _) = self.string()?;
+                self.write_string(&string, matches!(string, Cow::Borrowed(_)));
+                Ok(())
+            }
+            Some(b't') => self.literal("true"),
+            Some(b'f') => self.literal("false"),
+            Some(b'n') => self.literal("null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.eof_or("expected value")),
+        }
+    }
+
+    fn literal(&mut self, literal: &str) -> Result<(), CanonicalJsonError> {
+        let rest = self.input.get(self.pos..).unwrap_or_default();
+        if !rest.starts_with(literal.as_bytes()) {
+            return Err(self.eof_or("expected value"));
+        }
+        self.pos += literal.len();
+        self.out.extend_from_slice(literal.as_bytes());
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), CanonicalJsonError> {
+        if depth > MAX_DEPTH {
+            return Err(CanonicalJsonError::TooDeep);
+        }
+        self.pos += 1;
+        self.out.push(b'[');
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.out.push(b']');
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => {
                     self.pos += 1;
+                    self.out.push(b',');
+                    self.skip_whitespace();
                 }
-                return self.input.get(start..self.pos);
-            } else {
+                Some(b']') => {
+                    self.pos += 1;
+                    self.out.push(b']');
+                    return Ok(());
+                }
+                _ => return Err(self.eof_or("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), CanonicalJsonError> {
+        if depth > MAX_DEPTH {
+            return Err(CanonicalJsonError::TooDeep);
+        }
+        self.pos += 1;
+        self.out.push(b'{');
+        let base = self.members.len();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.out.push(b'}');
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.eof_or("key must be a string"));
+            }
+            if self.members.len() > base {
+                self.out.push(b',');
+            }
+            let start = self.out.len();
+            let (name, ascii) = self.string()?;
+            self.write_string(&name, matches!(name, Cow::Borrowed(_)));
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.eof_or("expected `:`"));
+            }
+            self.pos += 1;
+            self.out.push(b':');
+            self.skip_whitespace();
+            self.value(depth)?;
+            let end = self.out.len();
+            self.members.push(Member {
+                name,
+                ascii,
+                start,
+                end,
+            });
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(self.eof_or("expected `,` or `}`")),
+            }
+        }
+        self.sort_members(base);
+        self.members.truncate(base);
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    /// Rewrites the members above `base` in name order (UTF-16 code units), unless
+    /// they already are, and notes a duplicate name.
+    fn sort_members(&mut self, base: usize) {
+        let members = self.members.get_mut(base..).unwrap_or_default();
+        // Strictly ascending: in order already, and no name twice.
+        if members.is_sorted_by(|a, b| member_order(a, b).is_lt()) {
+            return;
+        }
+        // Where the first member (in input order) starts.
+        let first = members.first().map_or(0, |m| m.start);
+        members.sort_unstable_by(member_order);
+        self.scratch.clear();
+        self.scratch
+            .extend_from_slice(self.out.get(first..).unwrap_or_default());
+        self.out.truncate(first);
+        for (i, member) in members.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            let span = (member.start - first)..(member.end - first);
+            self.out
+                .extend_from_slice(self.scratch.get(span).unwrap_or_default());
+        }
+        if self.duplicate.is_none()
+            && let Some(pair) = members.windows(2).find(|pair| pair[0].name == pair[1].name)
+        {
+            self.duplicate = Some(pair[0].name.clone().into_owned());
+        }
+    }
+
+    /// Reads a string literal (at its opening quote): borrowed from the input when it
+    /// has no escapes. Also tells whether it is all ASCII.
+    fn string(&mut self) -> Result<(Cow<'a, str>, bool), CanonicalJsonError> {
+        self.pos += 1;
+        let start = self.pos;
+        let stop = self.plain_run();
+        self.pos = stop;
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                let raw = self.text.get(start..stop).unwrap_or_default();
+                Ok((Cow::Borrowed(raw), raw.is_ascii()))
+            }
+            _ => {
+                let mut decoded = String::from(self.text.get(start..stop).unwrap_or_default());
+                self.decode_rest(&mut decoded)?;
+                let ascii = decoded.is_ascii();
+                Ok((Cow::Owned(decoded), ascii))
+            }
+        }
+    }
+
+    /// Where the run of bytes that need no decoding, from the current position, ends.
+    fn plain_run(&self) -> usize {
+        let rest = self.input.get(self.pos..).unwrap_or_default();
+        self.pos
+            + rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len())
+    }
+
+    /// Decodes the rest of a string with escapes, up to and past its closing quote.
+    fn decode_rest(&mut self, decoded: &mut String) -> Result<(), CanonicalJsonError> {
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let escaped = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let c = self.unicode_escape()?;
+                            decoded.push(c);
+                            continue;
+                        }
+                        None => return Err(self.invalid("EOF while parsing a string")),
+                        Some(_) => return Err(self.invalid("invalid escape")),
+                    };
+                    self.pos += 1;
+                    decoded.push(escaped);
+                }
+                Some(b) if b < 0x20 => {
+                    return Err(self.invalid(
+                        "control character (\\u0000-\\u001F) found while parsing a string",
+                    ));
+                }
+                Some(_) => {
+                    let stop = self.plain_run();
+                    decoded.push_str(self.text.get(self.pos..stop).unwrap_or_default());
+                    self.pos = stop;
+                }
+                None => return Err(self.invalid("EOF while parsing a string")),
+            }
+        }
+    }
+
+    /// The character of a `\uXXXX` escape (after the `u`), joining a surrogate pair.
+    fn unicode_escape(&mut self) -> Result<char, CanonicalJsonError> {
+        let high = self.hex4()?;
+        let code = match high {
+            0xD800..=0xDBFF => {
+                let rest = self.input.get(self.pos..).unwrap_or_default();
+                if !rest.starts_with(b"\\u") {
+                    return Err(self.invalid("lone leading surrogate in hex escape"));
+                }
+                self.pos += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(self.invalid("lone leading surrogate in hex escape"));
+                }
+                0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.invalid("lone trailing surrogate in hex escape")),
+            other => other,
+        };
+        char::from_u32(code).ok_or_else(|| self.invalid("invalid unicode code point"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, CanonicalJsonError> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| self.eof_or("invalid escape"))?;
+        self.pos += 4;
+        u32::from_str_radix(digits, 16).map_err(|_| self.invalid("invalid escape"))
+    }
+
+    /// Writes a string canonically; one read without escapes (borrowed from the input)
+    /// needs none on output either.
+    fn write_string(&mut self, text: &str, borrowed: bool) {
+        if borrowed {
+            self.out.push(b'"');
+            self.out.extend_from_slice(text.as_bytes());
+            self.out.push(b'"');
+        } else {
+            write_string(text, &mut self.out);
+        }
+    }
+
+    /// A number token, checked against the JSON grammar. Integers that fit in 64 bits
+    /// are written as they are (the grammar leaves them one spelling), except `-0`;
+    /// every other number goes through a correctly rounded double.
+    fn number(&mut self) -> Result<(), CanonicalJsonError> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.skip_digits(),
+            _ => return Err(self.eof_or("invalid number")),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.require_digits()?;
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
+            self.require_digits()?;
+            integer = false;
         }
-        None
+        let token = self.text.get(start..self.pos).unwrap_or_default();
+        if integer {
+            let fits = token.len() < 19
+                || if negative {
+                    token.parse::<i64>().is_ok()
+                } else {
+                    token.parse::<u64>().is_ok()
+                };
+            if fits {
+                let canonical = if token == "-0" { "0" } else { token };
+                self.out.extend_from_slice(canonical.as_bytes());
+                return Ok(());
+            }
+        }
+        let value = token
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| self.invalid("number out of range"))?;
+        write_f64(value, &mut self.out)
+    }
+
+    fn skip_digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn require_digits(&mut self) -> Result<(), CanonicalJsonError> {
+        if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            return Err(self.eof_or("invalid number"));
+        }
+        self.skip_digits();
+        Ok(())
     }
 }
 
-/// Replaces every `F64` with the correctly rounded value of its literal text
-/// (see "Number parsing precision" in the module docs). Walks the tree in
-/// document order, which is the order the number tokens appear in.
-fn fix_floats(node: &mut Node, numbers: &mut NumberTokens<'_>) -> Result<(), CanonicalJsonError> {
-    match node {
-        Node::Null | Node::Bool(_) | Node::String(_) => Ok(()),
-        Node::U64(_) | Node::I64(_) => numbers.next().map(|_| ()).ok_or_else(token_mismatch),
-        Node::F64(value) => {
-            let token = numbers.next().ok_or_else(token_mismatch)?;
-            let parsed = std::str::from_utf8(token)
-                .ok()
-                .and_then(|text| text.parse::<f64>().ok())
-                .filter(|parsed| parsed.is_finite())
-                .ok_or_else(token_mismatch)?;
-            *value = parsed;
-            Ok(())
-        }
-        Node::Array(items) => items
-            .iter_mut()
-            .try_for_each(|item| fix_floats(item, numbers)),
-        Node::Object(members) => members
-            .iter_mut()
-            .try_for_each(|(_, value)| fix_floats(value, numbers)),
+/// Member order: UTF-16 code units (RFC 8785 section 3.2.3); for ASCII names that is
+/// plain byte order.
+fn member_order(a: &Member<'_>, b: &Member<'_>) -> Ordering {
+    if a.ascii && b.ascii {
+        a.name.as_bytes().cmp(b.name.as_bytes())
+    } else {
+        cmp_utf16(&a.name, &b.name)
     }
-}
-
-fn token_mismatch() -> CanonicalJsonError {
-    CanonicalJsonError::Invalid(
-        "internal error: number literals do not match the parsed document".to_owned(),
-    )
-}
-
-fn write_node(node: &Node, out: &mut Vec<u8>) -> Result<(), CanonicalJsonError> {
-    match node {
-        Node::Null => out.extend_from_slice(b"null"),
-        Node::Bool(true) => out.extend_from_slice(b"true"),
-        Node::Bool(false) => out.extend_from_slice(b"false"),
-        Node::U64(v) => out.extend_from_slice(v.to_string().as_bytes()),
-        Node::I64(v) => out.extend_from_slice(v.to_string().as_bytes()),
-        Node::F64(v) => write_f64(*v, out)?,
-        Node::String(s) => write_string(s, out),
-        Node::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_node(item, out)?;
-            }
-            out.push(b']');
-        }
-        Node::Object(members) => {
-            let mut sorted: Vec<&(String, Node)> = members.iter().collect();
-            sorted.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
-            for pair in sorted.windows(2) {
-                if let [(a, _), (b, _)] = pair
-                    && a == b
-                {
-                    return Err(CanonicalJsonError::DuplicateKey(a.clone()));
-                }
-            }
-            out.push(b'{');
-            for (i, (name, value)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(name, out);
-                out.push(b':');
-                write_node(value, out)?;
-            }
-            out.push(b'}');
-        }
-    }
-    Ok(())
 }
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 section 3.2.3
@@ -816,5 +1015,141 @@ mod tests {
         assert_eq!(err.to_string(), "duplicate object member name \"a\"");
         let err = canonicalize(b"[").expect_err("eof");
         assert!(err.to_string().starts_with("invalid JSON: "), "{err}");
+    }
+
+    /// The streaming canonicaliser against the first, tree-based one
+    /// ([`reference`](super::reference)): the same output for every input, or the
+    /// same kind of error.
+    mod against_the_reference {
+        use proptest::prelude::*;
+
+        use super::super::{CanonicalJsonError, canonicalize, reference};
+
+        fn same(input: &[u8]) -> Result<(), TestCaseError> {
+            let streaming = canonicalize(input);
+            let tree = reference::canonicalize(input);
+            let kind = |r: &Result<Vec<u8>, CanonicalJsonError>| match r {
+                Ok(_) => "ok",
+                Err(CanonicalJsonError::Invalid(_)) => "invalid",
+                Err(CanonicalJsonError::TooDeep) => "too deep",
+                Err(CanonicalJsonError::DuplicateKey(_)) => "duplicate",
+            };
+            prop_assert_eq!(
+                kind(&streaming),
+                kind(&tree),
+                "input {:?}: {:?} vs {:?}",
+                String::from_utf8_lossy(input),
+                streaming,
+                tree
+            );
+            if let (Ok(a), Ok(b)) = (&streaming, &tree) {
+                prop_assert_eq!(a, b, "input {:?}", String::from_utf8_lossy(input));
+            }
+            Ok(())
+        }
+
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<u64>().prop_map(serde_json::Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(serde_json::Value::from),
+                "\\PC{0,8}".prop_map(serde_json::Value::from),
+                "[\\u{0}-\\u{1f}\"\\\\/\\u{7f}\\u{e000}-\\u{e010}\\u{10000}-\\u{10010}a-c]{0,6}"
+                    .prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(
+                        "[a-c\\u{e000}\\u{10000}\\u{7f}é]{0,3}",
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Pieces of JSON, mostly valid, sometimes not, including escapes,
+        /// duplicates, odd numbers and whitespace.
+        fn soup() -> impl Strategy<Value = Vec<u8>> {
+            let token = prop_oneof![
+                Just("{"),
+                Just("}"),
+                Just("["),
+                Just("]"),
+                Just(","),
+                Just(":"),
+                Just(" "),
+                Just("\n\t"),
+                Just("\"a\""),
+                Just("\"b\""),
+                Just("\"\\u0061\""),
+                Just("\"\\ud83d\\ude00\""),
+                Just("\"\\ud83d\""),
+                Just("\"\\/\\n\\u0000\""),
+                Just("\"\u{e9}\u{10000}\""),
+                Just("\"\u{e000}\""),
+                Just("0"),
+                Just("-0"),
+                Just("1.50"),
+                Just("-1e400"),
+                Just("1e-400"),
+                Just("01"),
+                Just("1."),
+                Just("18446744073709551616"),
+                Just("-9223372036854775809"),
+                Just("123456789012345678"),
+                Just("true"),
+                Just("nul"),
+                Just("null"),
+                Just("\""),
+                Just("\\"),
+            ];
+            prop::collection::vec(token, 0..24).prop_map(|t| t.concat().into_bytes())
+        }
+
+        fn number() -> impl Strategy<Value = String> {
+            "-?(0|[1-9][0-9]{0,21})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn values_written_compactly_or_pretty(value in value()) {
+                same(serde_json::to_string(&value).unwrap().as_bytes())?;
+                same(serde_json::to_string_pretty(&value).unwrap().as_bytes())?;
+            }
+
+            #[test]
+            fn soup_of_tokens(input in soup()) {
+                same(&input)?;
+            }
+
+            #[test]
+            fn numbers(numbers in prop::collection::vec(number(), 1..8)) {
+                same(format!("[{}]", numbers.join(",")).as_bytes())?;
+            }
+
+            #[test]
+            fn arbitrary_bytes(input in prop::collection::vec(any::<u8>(), 0..64)) {
+                same(&input)?;
+            }
+        }
+
+        #[test]
+        fn nesting_limits_agree() {
+            for depth in [126, 127, 128, 129] {
+                let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+                same(arrays.as_bytes()).unwrap();
+                let objects = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+                same(objects.as_bytes()).unwrap();
+            }
+        }
     }
 }
