@@ -1,6 +1,5 @@
 //! Shared by the `harness = false` benches (`end_to_end`, `cold_start`): latency
-//! statistics, the results folder, and a call-counting SDK interceptor (a copy of
-//! the one in `tests/support`, which benches cannot use).
+//! statistics, the results folder, and the tests' call-counting SDK interceptor.
 //!
 //! Not a bench target itself: cargo only discovers `benches/*.rs` and
 //! `benches/*/main.rs`.
@@ -8,16 +7,12 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
-use aws_sdk_dynamodb::operation::{
-    delete_item::DeleteItemInput, describe_table::DescribeTableInput, get_item::GetItemInput,
-    put_item::PutItemInput, transact_write_items::TransactWriteItemsInput,
-    update_item::UpdateItemInput,
-};
+#[path = "../../tests/support/calls.rs"]
+mod calls;
+#[allow(unused_imports)] // only end_to_end counts calls
+pub use calls::CallCounter;
 
 /// Whether cargo runs this binary as a benchmark (`cargo bench` passes `--bench`).
 /// Without it (`cargo test --all-targets`) the benches run a short smoke check and
@@ -147,49 +142,4 @@ pub fn utc_now() -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Records the name of every DynamoDB operation a client executes (once per call,
-/// however many attempts the SDK makes).
-#[derive(Debug, Clone, Default)]
-pub struct CallCounter {
-    calls: Arc<Mutex<Vec<&'static str>>>,
-}
-
-impl CallCounter {
-    /// The operations since the last `take`, oldest first.
-    pub fn take(&self) -> Vec<&'static str> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-}
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "CallCounter"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let input = context.input();
-        let name = if input.downcast_ref::<PutItemInput>().is_some() {
-            "PutItem"
-        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
-            "UpdateItem"
-        } else if input.downcast_ref::<GetItemInput>().is_some() {
-            "GetItem"
-        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
-            "DeleteItem"
-        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
-            "TransactWriteItems"
-        } else if input.downcast_ref::<DescribeTableInput>().is_some() {
-            "DescribeTable"
-        } else {
-            "Other"
-        };
-        self.calls.lock().unwrap().push(name);
-        Ok(())
-    }
 }
