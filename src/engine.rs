@@ -256,7 +256,7 @@ impl Report<'_> {
     /// body, and the actor only as a hash) and records its metrics.
     pub(crate) fn finish(&self, outcome: Outcome, record_status: Option<crate::record::Status>) {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let actor_hash = actor_hash(self.actor);
+        let actor_hash = ActorHash(self.actor);
         let record_status = record_status.map_or("NONE", crate::record::Status::as_str);
         let lookup_ms = self.lookup_ms.unwrap_or(0.0);
         let http_status = self.http_status.unwrap_or(0);
@@ -291,14 +291,18 @@ impl Report<'_> {
 }
 
 /// The first 16 hex digits of the actor's SHA-256: enough to correlate one caller's
-/// requests in logs without writing the principal itself.
-pub(crate) fn actor_hash(actor: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(actor.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// requests in logs without writing the principal itself. Hashed only when a log line
+/// is actually written.
+pub(crate) struct ActorHash<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for ActorHash<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.0.as_bytes())
+            .iter()
+            .take(8)
+            .try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// First pause before asking the store again about an in-flight key.

@@ -116,7 +116,7 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
         input,
         pos: 0,
         out: Vec::with_capacity(input.len()),
-        members: Vec::new(),
+        members: Vec::with_capacity(16),
         scratch: Vec::new(),
         duplicate: None,
     };
