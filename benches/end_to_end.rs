@@ -43,26 +43,8 @@ use lambda_idempotency::store::dynamodb::{
     AttributeNames, DynamoDbStore, FORMAT_VERSION, create_table, expiry_bucket,
 };
 use serde_json::json;
-use support::{CallCounter, Stats, us};
+use support::{CallCounter, Stats, json_of, us};
 use tower::{Layer, Service, ServiceExt};
-
-/// A JSON array of order lines, about `bytes` long.
-fn json_of(bytes: usize) -> Vec<u8> {
-    let mut out = String::from("[");
-    let mut i = 0u64;
-    while out.len() < bytes.saturating_sub(80) {
-        out.push_str(&format!(
-            r#"{{"orderId":"ord_{:08x}","sku":"SKU-{}","quantity":{},"unitPriceCents":{}}},"#,
-            i.wrapping_mul(2_654_435_761),
-            i % 7,
-            i % 9 + 1,
-            i * 37 % 10_000
-        ));
-        i += 1;
-    }
-    out.push_str("{}]");
-    out.into_bytes()
-}
 
 fn request(key: &str, body: &[u8]) -> Request {
     lambda_http::http::Request::builder()
@@ -140,17 +122,18 @@ impl Raw {
         ])
     }
 
-    /// The store's begin: a conditional `PutItem`. `Ok(true)` if written, `Ok(false)`
-    /// if the condition failed (with the blocking item returned).
-    async fn put(&self, key: &str) -> bool {
+    /// The store's begin: `item` put unless a live record blocks it (the store's
+    /// condition), returning the blocking item when it does.
+    fn begin_put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        now: i64,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
         let n = &self.names;
-        let now = now_ms();
-        let pk = self.partition_key(key);
-        let result = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.pending_item(key, &pk, now)))
+            .set_item(Some(item))
             .condition_expression(
                 "attribute_not_exists(#pk) OR #exp < :now_s \
                  OR (#st = :pending AND #lease < :now_ms AND #fp = :fp) \
@@ -168,6 +151,16 @@ impl Raw {
             .expression_attribute_values(":fp", AttributeValue::S(self.fingerprint.clone()))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// The store's begin: a conditional `PutItem`. `Ok(true)` if written, `Ok(false)`
+    /// if the condition failed (with the blocking item returned).
+    async fn put(&self, key: &str) -> bool {
+        let n = &self.names;
+        let now = now_ms();
+        let pk = self.partition_key(key);
+        let result = self
+            .begin_put(self.pending_item(key, &pk, now), now)
             .send()
             .await;
         match result {
@@ -243,27 +236,7 @@ impl Raw {
         let pk = self.partition_key(key);
         let item = self.pending_item(key, &pk, now);
         let token = item[&n.lease_token].as_s().unwrap().clone();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #exp < :now_s \
-                 OR (#st = :pending AND #lease < :now_ms AND #fp = :fp) \
-                 OR (#st = :errored AND #fp = :fp)",
-            )
-            .expression_attribute_names("#pk", &n.partition_key)
-            .expression_attribute_names("#exp", &n.expires_at)
-            .expression_attribute_names("#st", &n.status)
-            .expression_attribute_names("#lease", &n.lease_expires_at)
-            .expression_attribute_names("#fp", &n.fingerprint)
-            .expression_attribute_values(":now_s", AttributeValue::N((now / 1000).to_string()))
-            .expression_attribute_values(":now_ms", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":pending", AttributeValue::S("PENDING".into()))
-            .expression_attribute_values(":errored", AttributeValue::S("ERRORED".into()))
-            .expression_attribute_values(":fp", AttributeValue::S(self.fingerprint.clone()))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        self.begin_put(item, now)
             .send()
             .await
             .expect("PutItem of a new key");

@@ -23,24 +23,8 @@ use lambda_http::{Body, Request, Response, service_fn};
 use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
 use lambda_idempotency::http::{IdempotencyLayer, StoredResponse};
 use lambda_idempotency::store::MemoryStore;
+use support::json_of;
 use tower::{Layer, Service, ServiceExt};
-
-fn json_of(bytes: usize) -> Vec<u8> {
-    let mut out = String::from("[");
-    let mut i = 0u64;
-    while out.len() < bytes.saturating_sub(80) {
-        out.push_str(&format!(
-            r#"{{"orderId":"ord_{:08x}","sku":"SKU-{}","quantity":{},"unitPriceCents":{}}},"#,
-            i.wrapping_mul(2_654_435_761),
-            i % 7,
-            i % 9 + 1,
-            i * 37 % 10_000
-        ));
-        i += 1;
-    }
-    out.push_str("{}]");
-    out.into_bytes()
-}
 
 fn fingerprint(c: &mut Criterion) {
     let mut group = c.benchmark_group("fingerprint");

@@ -21,6 +21,24 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// A JSON array of order lines, about `bytes` long.
+pub fn json_of(bytes: usize) -> Vec<u8> {
+    let mut out = String::from("[");
+    let mut i = 0u64;
+    while out.len() < bytes.saturating_sub(80) {
+        out.push_str(&format!(
+            r#"{{"orderId":"ord_{:08x}","sku":"SKU-{}","quantity":{},"unitPriceCents":{}}},"#,
+            i.wrapping_mul(2_654_435_761),
+            i % 7,
+            i % 9 + 1,
+            i * 37 % 10_000
+        ));
+        i += 1;
+    }
+    out.push_str("{}]");
+    out.into_bytes()
+}
+
 /// A number from the environment, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
