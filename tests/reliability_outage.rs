@@ -384,7 +384,7 @@ async fn dynamodb_killed_and_restarted_mid_run() {
     let reruns: usize = run.runs.lock().unwrap().values().map(|n| n - 1).sum();
     println!(
         "outage of {:.1} s: {KEYS} keys x 2 clients: {} fresh, {} replays, {} in flight, \
-         {} store unavailable; {reruns} handler re-runs whose attempt committed nothing",
+         {} store unavailable; {reruns} handler runs beyond one per key",
         outage.as_secs_f64(),
         seen.originals,
         seen.replays,
