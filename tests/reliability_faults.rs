@@ -509,6 +509,23 @@ async fn atomic_complete_answer_lost(fx: Fixture) {
     assert_eq!(fx.runs(), 1);
 }
 
+/// The transaction commits but its answer is lost, and the store then stays down
+/// past the retry budget: the fenced fail finds the record COMPLETED under this
+/// lease, so the client gets the committed answer, not a 503.
+async fn atomic_commit_lost_then_store_down(fx: Fixture) {
+    let key = new_key();
+    fx.store.inject(Step::Complete, Fault::AnswerLost, 1);
+    fx.store.inject(Step::Complete, Fault::Unavailable, 1_000);
+    fx.send(&key, Some(Duration::from_millis(1_500)))
+        .await
+        .assert_charged(1);
+    assert_eq!(fx.committed_charges().await, 1);
+    assert_eq!(fx.record(&key).await.unwrap().status, Status::Completed);
+    fx.store.clear(Step::Complete);
+    fx.send(&key, None).await.assert_replay_of(1);
+    assert_eq!(fx.runs(), 1);
+}
+
 /// The store goes down after the handler ran and stays down for the whole lease:
 /// nothing was committed, so the client gets a 503 (not the handler's answer), the
 /// key is held until the lease lapses, and then the retry commits the one charge.
@@ -580,5 +597,6 @@ scenarios!(dynamodb_atomic:
     run_past_its_deadline,
     atomic_complete_unavailable_then_back,
     atomic_complete_answer_lost,
+    atomic_commit_lost_then_store_down,
     atomic_store_down_for_the_whole_lease,
 );
