@@ -43,18 +43,8 @@ use lambda_idempotency::store::dynamodb::{
     AttributeNames, DynamoDbStore, FORMAT_VERSION, create_table, expiry_bucket,
 };
 use serde_json::json;
-use support::{CallCounter, Stats, json_of, us};
+use support::{CallCounter, Stats, json_of, request, us};
 use tower::{Layer, Service, ServiceExt};
-
-fn request(key: &str, body: &[u8]) -> Request {
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("/orders")
-        .header("idempotency-key", key)
-        .header("content-type", "application/json")
-        .body(Body::Binary(body.to_vec()))
-        .unwrap()
-}
 
 fn handler_response() -> Response<Body> {
     Response::builder()

@@ -39,6 +39,17 @@ pub fn json_of(bytes: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `POST /orders` with an idempotency key and a JSON body, as the benches send it.
+pub fn request(key: &str, body: &[u8]) -> lambda_http::Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/orders")
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Binary(body.to_vec()))
+        .unwrap()
+}
+
 /// A number from the environment, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
