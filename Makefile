@@ -35,9 +35,10 @@ test: lint
 	@$(REQUIRE) cargo
 	$(WITH_DYNAMODB) scripts/cargo-test-all.sh
 
-## lint: rustfmt check and clippy with warnings as errors
+## lint: rustfmt check, clippy with warnings as errors, and no shell pipeline that SIGPIPE can fail
 lint:
 	@$(REQUIRE) cargo
+	scripts/check-pipelines.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

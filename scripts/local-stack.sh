@@ -38,7 +38,7 @@ ddb() { # <operation> <json body>
 }
 
 table_exists() {
-    ddb DescribeTable "{\"TableName\":\"$1\"}" | grep -q '"TableStatus"'
+    ddb DescribeTable "{\"TableName\":\"$1\"}" | grep '"TableStatus"' >/dev/null
 }
 
 create_pk_sk_table() { # <name>: pk (S) + sk (S), on demand, like template.yaml

@@ -56,7 +56,7 @@ if ((${#missing[@]})); then
     exit 1
 fi
 
-java_version="$(java -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | head -n 1)"
+java_version="$(java -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | sed -n 1p)"
 java_major="${java_version#1.}" # 1.8.0_x -> 8.0_x
 java_major="${java_major%%[!0-9]*}"
 if [[ -n $java_major ]] && ((java_major < 17)); then
@@ -66,7 +66,7 @@ fi
 # --- install (once) ---------------------------------------------------------
 installed_version() {
     [[ -f $PKG_DIR/package.json ]] || return 0
-    sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$PKG_DIR/package.json" | head -n 1
+    sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$PKG_DIR/package.json" | sed -n 1p
 }
 
 find_jar() {
