@@ -20,8 +20,8 @@ use lambda_http::{Body, Context, Request, RequestExt, Response, service_fn};
 use lambda_idempotency::clock::ManualClock;
 use lambda_idempotency::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
 use lambda_idempotency::http::{
-    IdempotencyLayer, IdempotencyLayerBuilder, MissingKey, PROBLEM_JSON, Profile, Protect,
-    StoredBody, StoredResponse, fingerprint_of, idempotent, route_of,
+    DefaultActor, IdempotencyLayer, IdempotencyLayerBuilder, MissingKey, PROBLEM_JSON, Profile,
+    Protect, StoredBody, StoredResponse, UnidentifiedCaller, fingerprint_of, idempotent, route_of,
 };
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::record::{LeaseToken, Record, Status};
@@ -1672,46 +1672,63 @@ async fn requests_without_a_principal_are_anonymous() {
 async fn a_custom_actor_closure_replaces_the_default() {
     let (clock, store) = setup();
     let calls = Calls::default();
-    let by_tenant = |req: &Request| {
-        req.headers()
-            .get("x-tenant-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| format!("tenant:{t}"))
+    // The tenant an HTTP API Lambda authorizer put in its context: a gateway-set
+    // field, never a header the client chooses.
+    let by_tenant = |req: &Request| match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx
+            .authorizer
+            .as_ref()?
+            .fields
+            .get("tenant")?
+            .as_str()
+            .map(|t| format!("tenant:{t}")),
+        _ => None,
     };
     let mut service = builder(&clock, &store)
         .actor(by_tenant)
         .build()
         .unwrap()
         .layer(handler(&calls, |run, _: &Request| created(run)));
-    let jwt = |sub: &str| json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } });
+    let tenant = |tenant: &str, user: &str| {
+        Event::refund().authorizer(json!({ "lambda": { "tenant": tenant, "user": user } }))
+    };
 
-    let acme_alice = Event::refund()
-        .authorizer(jwt("alice"))
-        .header("x-tenant-id", "acme");
-    let globex_alice = Event::refund()
-        .authorizer(jwt("alice"))
-        .header("x-tenant-id", "globex");
-    let acme_bob = Event::refund()
-        .authorizer(jwt("bob"))
-        .header("x-tenant-id", "acme");
-
-    let a = send(&mut service, acme_alice.key("tenant-key").request()).await;
-    let g = send(&mut service, globex_alice.key("tenant-key").request()).await;
-    // The JWT subject no longer counts: bob at acme is acme's actor.
-    let b = send(&mut service, acme_bob.key("tenant-key").request()).await;
+    let a = send(
+        &mut service,
+        tenant("acme", "alice").key("tenant-key").request(),
+    )
+    .await;
+    let g = send(
+        &mut service,
+        tenant("globex", "alice").key("tenant-key").request(),
+    )
+    .await;
+    // The user no longer counts: bob at acme is acme's actor.
+    let b = send(
+        &mut service,
+        tenant("acme", "bob").key("tenant-key").request(),
+    )
+    .await;
+    // A client-sent header cannot choose the tenant.
+    let spoofed = tenant("globex", "mallory").header("x-tenant-id", "acme");
+    let s = send(&mut service, spoofed.key("tenant-key").request()).await;
 
     assert_eq!(text(&a), r#"{"refundId":"r-1"}"#);
     assert_eq!(text(&g), r#"{"refundId":"r-2"}"#);
     assert!(replayed(&b));
     assert_eq!(text(&b), r#"{"refundId":"r-1"}"#);
+    assert_eq!(text(&s), r#"{"refundId":"r-2"}"#);
     assert_eq!(calls.count(), 2);
     assert!(record(&store, REFUND, "tenant:acme", "tenant-key").is_some());
     assert!(record(&store, REFUND, "tenant:globex", "tenant-key").is_some());
-    assert!(record(&store, REFUND, "jwt:alice", "tenant-key").is_none());
 
-    // No tenant: anonymous.
+    // No authorizer at all: anonymous. An authorizer without a tenant: refused.
     send(&mut service, Event::refund().key("no-tenant").request()).await;
     assert!(record(&store, REFUND, ANONYMOUS, "no-tenant").is_some());
+    let jwt =
+        Event::refund().authorizer(json!({ "jwt": { "claims": { "sub": "x" }, "scopes": null } }));
+    let refused = send(&mut service, jwt.key("no-tenant-2").request()).await;
+    problem(&refused, 500, "unidentified-caller");
 }
 
 // ---------------------------------------------------------------------------------
@@ -2137,4 +2154,145 @@ async fn a_response_that_cannot_be_stored_is_still_sent_and_the_key_waits_for_it
     let retry = send(&mut service, event.request()).await;
     assert_eq!(text(&retry), r#"{"refundId":"r-2"}"#);
     assert_eq!(calls.count(), 2);
+}
+
+// ---------------------------------------------------------------------------------
+// 18. No silent shared actor: an authorizer without a principal is refused
+// ---------------------------------------------------------------------------------
+
+/// Requests that went through an authorizer (or ALB authentication) but carry no
+/// principal the default extractor recognises.
+fn authenticated_without_a_principal() -> Vec<(&'static str, Event)> {
+    vec![
+        // HTTP API Lambda authorizer, simple response: only the returned context.
+        (
+            "v2-lambda-simple",
+            Event::refund().authorizer(json!({ "lambda": { "tenant": "tenant-1" } })),
+        ),
+        // HTTP API Lambda authorizer, IAM policy response: its context, no principalId.
+        (
+            "v2-lambda-iam-policy",
+            Event::refund().authorizer(json!({ "lambda": { "tenant": "tenant-1", "scope": "orders" } })),
+        ),
+        // A JWT authorizer whose token has no `sub` claim.
+        (
+            "v2-jwt-without-sub",
+            Event::refund().authorizer(json!({
+                "jwt": { "claims": { "iss": "https://issuer.example.com", "client_id": "abc" }, "scopes": null }
+            })),
+        ),
+        // A REST Lambda authorizer whose principalId is empty.
+        (
+            "v1-lambda-empty-principal",
+            Event::rest_refund().authorizer(json!({ "principalId": "", "tenant": "tenant-1" })),
+        ),
+        // A REST Cognito authorizer whose claims have no `sub`.
+        (
+            "v1-claims-without-sub",
+            Event::rest_refund().authorizer(json!({ "claims": { "email": "x@example.com" } })),
+        ),
+        // ALB with an OIDC authenticate action: the identity is in headers ALB signs.
+        (
+            "alb-oidc",
+            Event::alb("POST", "/some/path")
+                .header("x-amzn-oidc-identity", "alice")
+                .header("x-amzn-oidc-data", "eyJhbGciOiJFUzI1NiJ9.e30.sig"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_authorizer_without_a_principal_is_refused_never_shared() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
+
+    // The report's case: two tenants through an HTTP API Lambda authorizer whose
+    // context names no principal, same key, same body.
+    for tenant in ["tenant-1", "tenant-2"] {
+        let event = Event::refund()
+            .authorizer(json!({ "lambda": { "tenant": tenant } }))
+            .key("short-key");
+        let response = send(&mut service, event.request()).await;
+        let body = problem(&response, 500, "unidentified-caller");
+        assert!(
+            body["detail"].as_str().unwrap().contains("principal"),
+            "{body}"
+        );
+    }
+    for (name, event) in authenticated_without_a_principal() {
+        let response = send(&mut service, event.key(name).request()).await;
+        problem(&response, 500, "unidentified-caller");
+    }
+    assert_eq!(calls.count(), 0);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn unidentified_callers_share_the_anonymous_actor_only_when_opted_in() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = builder(&clock, &store)
+        .unidentified_caller(UnidentifiedCaller::Anonymous)
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+    for (name, event) in authenticated_without_a_principal() {
+        let response = send(&mut service, event.key(name).request()).await;
+        assert!(
+            response.status().is_success(),
+            "{name}: {}",
+            text(&response)
+        );
+        let route = if name == "alb-oidc" {
+            "POST /some/path"
+        } else {
+            REFUND
+        };
+        assert!(record(&store, route, ANONYMOUS, name).is_some(), "{name}");
+    }
+    assert_eq!(calls.count(), 6);
+}
+
+#[tokio::test]
+async fn a_named_authorizer_context_field_is_the_principal() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = builder(&clock, &store)
+        .actor(DefaultActor::new().principal_field("userId"))
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+
+    let v2 = |user: &str| {
+        Event::refund().authorizer(json!({ "lambda": { "userId": user, "tenant": "t-1" } }))
+    };
+    // REST Lambda authorizers often return a constant principalId and put the user
+    // in the context: the named field wins.
+    let v1 = |user: &str| {
+        Event::rest_refund().authorizer(json!({ "principalId": "user", "userId": user }))
+    };
+    let a = send(&mut service, v2("u-1").key("k").request()).await;
+    let b = send(&mut service, v2("u-2").key("k").request()).await;
+    let c = send(&mut service, v1("u-3").key("k").request()).await;
+    let d = send(&mut service, v1("u-4").key("k").request()).await;
+    for (response, run) in [(&a, 1), (&b, 2), (&c, 3), (&d, 4)] {
+        assert!(!replayed(response));
+        assert_eq!(text(response), format!(r#"{{"refundId":"r-{run}"}}"#));
+    }
+    for user in ["u-1", "u-2", "u-3", "u-4"] {
+        let actor = format!("lambda.userId:{user}");
+        assert!(record(&store, REFUND, &actor, "k").is_some(), "{actor}");
+    }
+    // Without the field, the v2 context still names no principal.
+    let response = send(
+        &mut service,
+        Event::refund()
+            .authorizer(json!({ "lambda": { "tenant": "t-1" } }))
+            .key("k2")
+            .request(),
+    )
+    .await;
+    problem(&response, 500, "unidentified-caller");
+    assert_eq!(calls.count(), 4);
 }

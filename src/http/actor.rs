@@ -1,8 +1,13 @@
 //! Who is asking: the actor a key is scoped to.
 //!
 //! Two actors using the same key must never share a record, so the actor is part
-//! of the partition key. The default reads the principal API Gateway already
-//! authenticated; anything else is the anonymous actor.
+//! of the partition key. The default reads the principal the gateway already
+//! authenticated. A request that went through an authorizer but names no principal
+//! the extractor recognises is refused ([`UnidentifiedCaller::Refuse`]): scoping it to
+//! the shared anonymous actor would let one caller replay another's response. Only a
+//! request that carries no authentication at all is anonymous.
+
+use std::collections::HashMap;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -10,25 +15,45 @@ use serde_json::Value;
 
 use crate::scope::ANONYMOUS_ACTOR;
 
-/// Extracts the actor (principal) of a request; `None` means anonymous.
+/// Extracts the actor (principal) of a request; `None` means "no principal found".
 ///
-/// Implemented for closures, so a custom extractor is one line:
+/// Read only what the gateway sets (the authorizer's output, the IAM caller), never a
+/// header or body field the client chooses: the actor decides whose stored responses
+/// a request may see. When the extractor returns `None` for a request that carries
+/// authentication, the layer refuses it unless told otherwise
+/// ([`UnidentifiedCaller`]).
+///
+/// Implemented for closures, so a custom extractor is one line. Here, a user and
+/// tenant that an HTTP API Lambda authorizer put in its context:
 ///
 /// ```
-/// use lambda_http::Request;
+/// use lambda_http::request::RequestContext;
+/// use lambda_http::{Request, RequestExt};
 /// use lambda_idempotency::http::ExtractActor;
 ///
-/// let by_tenant = |req: &Request| {
-///     req.headers().get("x-tenant-id").and_then(|v| v.to_str().ok()).map(|t| format!("tenant:{t}"))
+/// let by_tenant_user = |req: &Request| match req.request_context_ref()? {
+///     RequestContext::ApiGatewayV2(ctx) => {
+///         let context = &ctx.authorizer.as_ref()?.fields; // authorizer.lambda
+///         let tenant = context.get("tenant")?.as_str()?;
+///         let user = context.get("user")?.as_str()?;
+///         Some(format!("tenant:{tenant}/user:{user}"))
+///     }
+///     _ => None,
 /// };
-/// let req = lambda_http::http::Request::builder()
-///     .header("x-tenant-id", "acme")
-///     .body(lambda_http::Body::Empty)
-///     .unwrap();
-/// assert_eq!(by_tenant.extract_actor(&req).as_deref(), Some("tenant:acme"));
+///
+/// let event = r#"{"version":"2.0","routeKey":"POST /orders","rawPath":"/orders","rawQueryString":"",
+///   "headers":{},"requestContext":{"http":{"method":"POST","path":"/orders","protocol":"HTTP/1.1",
+///   "sourceIp":"1.2.3.4","userAgent":"x"},"requestId":"r","routeKey":"POST /orders","stage":"$default",
+///   "time":"","timeEpoch":0,"accountId":"1","apiId":"a","domainName":"d","domainPrefix":"d",
+///   "authorizer":{"lambda":{"tenant":"acme","user":"alice"}}},"isBase64Encoded":false}"#;
+/// let request = lambda_http::request::from_str(event).unwrap();
+/// assert_eq!(
+///     by_tenant_user.extract_actor(&request).as_deref(),
+///     Some("tenant:acme/user:alice")
+/// );
 /// ```
 pub trait ExtractActor: Send + Sync + 'static {
-    /// The request's actor, or `None` for anonymous.
+    /// The request's actor, or `None` when it names no principal.
     fn extract_actor(&self, request: &Request) -> Option<String>;
 }
 
@@ -41,19 +66,78 @@ where
     }
 }
 
-/// The default extractor: the principal API Gateway authenticated, tagged by how.
+/// What the layer does with a request that carries authentication (an API Gateway
+/// authorizer's output, an IAM caller, ALB's OIDC headers) but no principal the actor
+/// extractor recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnidentifiedCaller {
+    /// Answer `500` problem+json
+    /// ([`ProblemKind::UnidentifiedCaller`](super::ProblemKind::UnidentifiedCaller)),
+    /// log at WARN, and run nothing (default). It is a deployment problem: name the
+    /// principal's field ([`DefaultActor::principal_field`]) or supply an extractor.
+    #[default]
+    Refuse,
+    /// Scope such requests to the shared anonymous actor: every one of them shares one
+    /// key space, so a caller that sends another's key gets that caller's response.
+    /// Only for APIs whose keys are unguessable and whose responses are not private.
+    Anonymous,
+}
+
+/// The default extractor: the principal the gateway authenticated, tagged by how.
 ///
 /// - HTTP API (v2) and Function URLs: JWT authorizer `sub` (`jwt:…`), Cognito identity
-///   of an IAM caller (`cognito:…`), IAM caller ARN (`iam:…`), or a Lambda authorizer's
-///   `principalId` in its context (`lambda:…`).
-/// - REST API (v1): Cognito / JWT claims `sub` (`jwt:…`), Lambda authorizer
-///   `principalId` (`lambda:…`), Cognito identity (`cognito:…`), IAM caller ARN (`iam:…`).
-/// - ALB and anything else: anonymous.
+///   of an IAM caller (`cognito:…`), IAM caller ARN (`iam:…`), a named field of a
+///   Lambda authorizer's context (`lambda.<field>:…`, see
+///   [`principal_field`](Self::principal_field)), or a `principalId` in that context
+///   (`lambda:…`).
+/// - REST API (v1): Cognito / JWT claims `sub` (`jwt:…`), a named context field
+///   (`lambda.<field>:…`), the Lambda authorizer's `principalId` (`lambda:…`), Cognito
+///   identity (`cognito:…`), IAM caller ARN (`iam:…`).
+/// - ALB: none (its OIDC headers are signed JWTs this extractor does not verify).
 ///
 /// Empty values count as absent. A Cognito identity comes before the IAM ARN because
-/// every user of an identity pool calls with the same role ARN.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultActor;
+/// every user of an identity pool calls with the same role ARN. An HTTP API Lambda
+/// authorizer passes only the `context` it returned (in both response formats), so
+/// unless that context holds `principalId` or the field you name, such a request has
+/// no principal and is refused (see [`UnidentifiedCaller`]).
+#[derive(Debug, Clone, Default)]
+pub struct DefaultActor {
+    principal_fields: Vec<String>,
+}
+
+impl DefaultActor {
+    /// The default extractor, reading no named context field.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also reads the principal from this field of a Lambda authorizer's context
+    /// (HTTP API `requestContext.authorizer.lambda.<name>`, REST
+    /// `requestContext.authorizer.<name>`), before `principalId`. May be called more
+    /// than once; the first field present wins. The actor is `lambda.<name>:<value>`.
+    ///
+    /// ```
+    /// use lambda_idempotency::http::{DefaultActor, IdempotencyLayer};
+    /// use lambda_idempotency::store::MemoryStore;
+    ///
+    /// let layer = IdempotencyLayer::builder(MemoryStore::new())
+    ///     .actor(DefaultActor::new().principal_field("userId"))
+    ///     .build()?;
+    /// # Ok::<(), lambda_idempotency::config::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn principal_field(mut self, name: impl Into<String>) -> Self {
+        self.principal_fields.push(name.into());
+        self
+    }
+
+    fn named_field(&self, context: &HashMap<String, Value>) -> Option<String> {
+        self.principal_fields.iter().find_map(|name| {
+            string_field(context, name).map(|value| format!("lambda.{name}:{value}"))
+        })
+    }
+}
 
 impl ExtractActor for DefaultActor {
     fn extract_actor(&self, request: &Request) -> Option<String> {
@@ -71,7 +155,10 @@ impl ExtractActor for DefaultActor {
                 if let Some(arn) = non_empty(iam.and_then(|i| i.user_arn.as_ref())) {
                     return Some(format!("iam:{arn}"));
                 }
-                string_field(&auth.fields, "principalId").map(|p| format!("lambda:{p}"))
+                // `fields` is the Lambda authorizer's context (`authorizer.lambda`).
+                self.named_field(&auth.fields).or_else(|| {
+                    string_field(&auth.fields, "principalId").map(|p| format!("lambda:{p}"))
+                })
             }
             RequestContext::ApiGatewayV1(ctx) => {
                 let fields = &ctx.authorizer.fields;
@@ -82,6 +169,9 @@ impl ExtractActor for DefaultActor {
                     .filter(|s| !s.is_empty())
                 {
                     return Some(format!("jwt:{sub}"));
+                }
+                if let Some(named) = self.named_field(fields) {
+                    return Some(named);
                 }
                 if let Some(p) = string_field(fields, "principalId") {
                     return Some(format!("lambda:{p}"));
@@ -101,7 +191,7 @@ fn non_empty(value: Option<&String>) -> Option<&str> {
     value.map(String::as_str).filter(|s| !s.is_empty())
 }
 
-fn string_field(fields: &std::collections::HashMap<String, Value>, name: &str) -> Option<String> {
+fn string_field(fields: &HashMap<String, Value>, name: &str) -> Option<String> {
     fields
         .get(name)
         .and_then(Value::as_str)
@@ -109,9 +199,74 @@ fn string_field(fields: &std::collections::HashMap<String, Value>, name: &str) -
         .map(str::to_owned)
 }
 
-/// The actor for `request`, or [`ANONYMOUS_ACTOR`].
-pub(crate) fn actor_of(extractor: &dyn ExtractActor, request: &Request) -> String {
-    extractor
-        .extract_actor(request)
-        .unwrap_or_else(|| ANONYMOUS_ACTOR.to_owned())
+/// Headers an ALB `authenticate-oidc` / `authenticate-cognito` action adds.
+const ALB_OIDC_HEADERS: [&str; 3] = [
+    "x-amzn-oidc-identity",
+    "x-amzn-oidc-data",
+    "x-amzn-oidc-accesstoken",
+];
+
+/// How the request was authenticated, when it was: the name of the mechanism, for
+/// the refusal's message. `None` for a request with no authentication at all.
+pub(crate) fn authentication_of(request: &Request) -> Option<&'static str> {
+    if ALB_OIDC_HEADERS
+        .iter()
+        .any(|h| request.headers().contains_key(*h))
+    {
+        return Some("ALB OIDC authentication");
+    }
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => {
+            let auth = ctx.authorizer.as_ref()?;
+            if auth.jwt.is_some() {
+                Some("a JWT authorizer")
+            } else if auth.iam.is_some() {
+                Some("IAM authorization")
+            } else if !auth.fields.is_empty() {
+                Some("a Lambda authorizer")
+            } else {
+                None
+            }
+        }
+        RequestContext::ApiGatewayV1(ctx) => {
+            let identity = &ctx.identity;
+            if ctx.authorizer.fields.contains_key("claims") {
+                Some("a Cognito authorizer")
+            } else if !ctx.authorizer.fields.is_empty() {
+                Some("a Lambda authorizer")
+            } else if non_empty(identity.access_key.as_ref()).is_some()
+                || non_empty(identity.caller.as_ref()).is_some()
+            {
+                Some("IAM authorization")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whose request this is, as the layer decides it.
+#[derive(Debug)]
+pub(crate) enum Actor {
+    /// A principal, or the anonymous actor for a request without authentication (or
+    /// an unidentified one, when the layer was told to share them).
+    Known(String),
+    /// Authenticated by `.0`, but no principal found: refuse.
+    Unidentified(&'static str),
+}
+
+/// The actor for `request`.
+pub(crate) fn actor_of(
+    extractor: &dyn ExtractActor,
+    unidentified: UnidentifiedCaller,
+    request: &Request,
+) -> Actor {
+    if let Some(actor) = extractor.extract_actor(request).filter(|a| !a.is_empty()) {
+        return Actor::Known(actor);
+    }
+    match (authentication_of(request), unidentified) {
+        (Some(how), UnidentifiedCaller::Refuse) => Actor::Unidentified(how),
+        _ => Actor::Known(ANONYMOUS_ACTOR.to_owned()),
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lambda_http::http::{HeaderName, Method, StatusCode, header};
 use tower::Layer;
 
-use super::actor::{DefaultActor, ExtractActor};
+use super::actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
 use super::service::Idempotency;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
@@ -118,6 +118,7 @@ pub(crate) struct Settings {
     pub(crate) profile: Profile,
     pub(crate) replay_headers: HashSet<HeaderName>,
     pub(crate) actor: Arc<dyn ExtractActor>,
+    pub(crate) unidentified: UnidentifiedCaller,
     pub(crate) policy: Arc<dyn ResponsePolicy>,
     pub(crate) store_retry_after: u64,
     pub(crate) service: String,
@@ -177,7 +178,8 @@ impl IdempotencyLayer {
                 .iter()
                 .map(|h| HeaderName::from_static(h))
                 .collect(),
-            actor: Arc::new(DefaultActor),
+            actor: Arc::new(DefaultActor::default()),
+            unidentified: UnidentifiedCaller::Refuse,
             policy: Arc::new(DefaultResponsePolicy),
             service: None,
             wait_in_flight: None,
@@ -211,6 +213,7 @@ pub struct IdempotencyLayerBuilder {
     profile: Profile,
     replay_headers: HashSet<HeaderName>,
     actor: Arc<dyn ExtractActor>,
+    unidentified: UnidentifiedCaller,
     policy: Arc<dyn ResponsePolicy>,
     service: Option<String>,
     wait_in_flight: Option<Duration>,
@@ -280,9 +283,19 @@ impl IdempotencyLayerBuilder {
         self
     }
 
-    /// A custom actor extractor (default [`DefaultActor`]).
+    /// A custom actor extractor (default [`DefaultActor`]). It must read only what
+    /// the gateway sets: see [`ExtractActor`].
     pub fn actor(mut self, actor: impl ExtractActor) -> Self {
         self.actor = Arc::new(actor);
+        self
+    }
+
+    /// What a request gets when it carries authentication but the actor extractor
+    /// finds no principal in it (default [`UnidentifiedCaller::Refuse`]: `500`
+    /// problem+json, nothing runs). Requests with no authentication at all are always
+    /// scoped to the shared anonymous actor.
+    pub fn unidentified_caller(mut self, unidentified: UnidentifiedCaller) -> Self {
+        self.unidentified = unidentified;
         self
     }
 
@@ -354,6 +367,7 @@ impl IdempotencyLayerBuilder {
                 profile: self.profile,
                 replay_headers: self.replay_headers,
                 actor: self.actor,
+                unidentified: self.unidentified,
                 policy: self.policy,
                 store_retry_after: 1,
                 service: self.service.unwrap_or_else(crate::metrics::service_name),

@@ -11,6 +11,7 @@
 //! | same key, still in flight | `409` problem+json with `Retry-After` |
 //! | key missing on a protected route | `400` problem+json (or pass through, [`MissingKey::PassThrough`]) |
 //! | key malformed | `400` problem+json |
+//! | an authorizer (or ALB authentication) but no principal found | `500` problem+json; handler not run (see [`UnidentifiedCaller`]) |
 //! | body declared JSON (`application/json`, `*+json`) but not JSON | `400` problem+json; handler not run |
 //! | body larger than [`IdempotencyLayerBuilder::max_body_bytes`] (default 6 MB) | `413` problem+json; handler not run |
 //! | store unreachable before the handler | `503` problem+json with `Retry-After`; handler not run |
@@ -56,7 +57,7 @@ mod request;
 mod service;
 mod stored;
 
-pub use actor::{DefaultActor, ExtractActor};
+pub use actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
 pub use layer::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, IdempotencyLayer,
     IdempotencyLayerBuilder, MissingKey, Profile, Protect, ResponsePolicy,

@@ -36,6 +36,9 @@ pub enum ProblemKind {
     WritesTooLarge,
     /// The request completed but its response was too large to keep.
     ResponseTooLarge,
+    /// The request carries authentication but no principal the actor extractor
+    /// recognises (`500`); see [`UnidentifiedCaller`](super::UnidentifiedCaller).
+    UnidentifiedCaller,
 }
 
 impl ProblemKind {
@@ -55,6 +58,7 @@ impl ProblemKind {
             Self::WritesRejected => "urn:lambda-idempotency:problem:writes-rejected",
             Self::WritesTooLarge => "urn:lambda-idempotency:problem:writes-too-large",
             Self::ResponseTooLarge => "urn:lambda-idempotency:problem:response-too-large",
+            Self::UnidentifiedCaller => "urn:lambda-idempotency:problem:unidentified-caller",
         }
     }
 
@@ -74,6 +78,7 @@ impl ProblemKind {
             Self::WritesRejected => "A concurrent change refused this request's writes",
             Self::WritesTooLarge => "This request's writes do not fit in one transaction",
             Self::ResponseTooLarge => "The response to this request was too large to keep",
+            Self::UnidentifiedCaller => "The caller could not be identified",
         }
     }
 }

@@ -10,7 +10,7 @@ use lambda_http::http::{HeaderValue, Response, StatusCode};
 use lambda_http::{Body, IntoResponse, Request};
 use tower::Service;
 
-use super::actor::actor_of;
+use super::actor::{Actor, actor_of};
 use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
 use super::problem::{ProblemKind, problem_response};
 use super::request::{
@@ -146,7 +146,10 @@ where
         Err(refusal) => return Ok(refuse_body(&route, key.as_str(), &refusal)),
     };
 
-    let actor = actor_of(&*settings.actor, &request);
+    let actor = match actor_of(&*settings.actor, settings.unidentified, &request) {
+        Actor::Known(actor) => actor,
+        Actor::Unidentified(how) => return Ok(refuse_unidentified(&route, key.as_str(), how)),
+    };
     let scope = Scope::new(route.clone(), actor, key);
     let now_ms = settings.clock.now_millis();
     let expiry = settings.expiry_for(&route);
@@ -447,6 +450,27 @@ fn reject(route: &str, kind: ProblemKind, detail: &str, key: Option<&str>) -> Re
         "idempotency key refused"
     );
     problem_response(kind, StatusCode::BAD_REQUEST, detail, key, None)
+}
+
+/// Answers a request that carries authentication but no principal: scoping it to the
+/// shared anonymous actor would let it replay another caller's response.
+fn refuse_unidentified(route: &str, key: &str, how: &str) -> Response<Body> {
+    tracing::warn!(
+        route = %route,
+        authentication = how,
+        outcome = Outcome::Rejected.as_str(),
+        problem = ProblemKind::UnidentifiedCaller.type_uri(),
+        "request authenticated by {how} names no principal the actor extractor recognises; refused rather than shared with every other such caller"
+    );
+    problem_response(
+        ProblemKind::UnidentifiedCaller,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!(
+            "The request was authenticated by {how}, but no principal was found in it, so its idempotency record could not be scoped to the caller. The request was not processed. The API's operator must name the principal's field or supply an actor extractor."
+        ),
+        Some(key),
+        None,
+    )
 }
 
 /// Answers a body the layer will not fingerprint: too large (`413`) or declared JSON
