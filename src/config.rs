@@ -10,14 +10,13 @@
 //! | variable | meaning | default | range |
 //! |---|---|---|---|
 //! | `IDEMPOTENCY_EXPIRY` | how long a key is remembered | `24h` | `5m` to `72h` |
-//! | `IDEMPOTENCY_MAX_LEASE` | the longest a request may hold a key while it runs | `15m` | `1s` to `1h`, and at most the expiry |
+//! | `IDEMPOTENCY_MAX_LEASE` | how long a request holds a key when the invocation's deadline is unknown | `15m` | `1s` to `1h` |
+//! | `IDEMPOTENCY_LEASE_MARGIN` | added to a known deadline, for clock skew between instances | `3s` | `0s` to `60s` |
 //!
 //! Durations are a whole number followed by `s`, `m`, `h` or `d` (`90m`, `3600s`,
 //! `1d`), or a bare number of seconds (`86400`).
 
 use std::time::Duration;
-
-use crate::clock::millis;
 
 /// Default record expiry: 24 hours.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -31,11 +30,17 @@ pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 /// Longest maximum lease accepted: 1 hour.
 pub const MAX_LEASE: Duration = Duration::from_secs(60 * 60);
+/// Default margin added to a known invocation deadline: 3 seconds.
+pub const DEFAULT_LEASE_MARGIN: Duration = Duration::from_secs(3);
+/// Longest lease margin accepted: 60 seconds.
+pub const MAX_LEASE_MARGIN: Duration = Duration::from_secs(60);
 
 /// Environment variable for the expiry.
 pub const ENV_EXPIRY: &str = "IDEMPOTENCY_EXPIRY";
 /// Environment variable for the maximum lease.
 pub const ENV_MAX_LEASE: &str = "IDEMPOTENCY_MAX_LEASE";
+/// Environment variable for the lease margin.
+pub const ENV_LEASE_MARGIN: &str = "IDEMPOTENCY_LEASE_MARGIN";
 
 /// Validated idempotency settings.
 ///
@@ -57,6 +62,7 @@ pub const ENV_MAX_LEASE: &str = "IDEMPOTENCY_MAX_LEASE";
 pub struct IdempotencyConfig {
     expiry: Duration,
     max_lease: Duration,
+    lease_margin: Duration,
 }
 
 /// Builds an [`IdempotencyConfig`]; every setting starts at its default.
@@ -65,6 +71,7 @@ pub struct IdempotencyConfig {
 pub struct IdempotencyConfigBuilder {
     expiry: Duration,
     max_lease: Duration,
+    lease_margin: Duration,
 }
 
 /// A setting that was out of range or could not be read.
@@ -81,14 +88,22 @@ pub enum ConfigError {
         /// [`MAX_EXPIRY`].
         max: Duration,
     },
-    /// The maximum lease is outside [`MIN_LEASE`]..=[`MAX_LEASE`] or longer than the expiry.
+    /// The maximum lease is outside [`MIN_LEASE`]..=[`MAX_LEASE`].
     #[error("maximum lease of {value:?} is out of range: it must be between {min:?} and {max:?}")]
     LeaseOutOfRange {
         /// The value given.
         value: Duration,
         /// [`MIN_LEASE`].
         min: Duration,
-        /// The smaller of [`MAX_LEASE`] and the expiry.
+        /// [`MAX_LEASE`].
+        max: Duration,
+    },
+    /// The lease margin is longer than [`MAX_LEASE_MARGIN`].
+    #[error("lease margin of {value:?} is out of range: it must be at most {max:?}")]
+    LeaseMarginOutOfRange {
+        /// The value given.
+        value: Duration,
+        /// [`MAX_LEASE_MARGIN`].
         max: Duration,
     },
     /// A required environment variable is missing or empty.
@@ -105,6 +120,15 @@ pub enum ConfigError {
     InvalidJsonPointer {
         /// The pointer given.
         pointer: String,
+    },
+    /// A route template is not a path template (see
+    /// [`IdempotencyLayerBuilder::route_templates`](crate::http::IdempotencyLayerBuilder::route_templates)).
+    #[error("route template {template:?} is invalid: {reason}")]
+    InvalidRouteTemplate {
+        /// The template given.
+        template: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An environment variable could not be parsed.
     #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -123,6 +147,7 @@ impl Default for IdempotencyConfig {
         Self {
             expiry: DEFAULT_EXPIRY,
             max_lease: DEFAULT_MAX_LEASE,
+            lease_margin: DEFAULT_LEASE_MARGIN,
         }
     }
 }
@@ -133,6 +158,7 @@ impl IdempotencyConfig {
         IdempotencyConfigBuilder {
             expiry: DEFAULT_EXPIRY,
             max_lease: DEFAULT_MAX_LEASE,
+            lease_margin: DEFAULT_LEASE_MARGIN,
         }
     }
 
@@ -146,34 +172,44 @@ impl IdempotencyConfig {
         self.expiry
     }
 
-    /// The longest a request may hold a key while its handler runs.
+    /// How long a request holds a key when its invocation's deadline is unknown.
     pub fn max_lease(&self) -> Duration {
         self.max_lease
     }
 
+    /// What is added to a known deadline, for clock skew between instances.
+    pub fn lease_margin(&self) -> Duration {
+        self.lease_margin
+    }
+
     /// The lease for a request starting at `now_ms` whose invocation must end by
-    /// `deadline_ms` (epoch ms; `0` means unknown): `min(deadline, now + max_lease)`.
+    /// `deadline_ms` (epoch ms; `0` means unknown).
     ///
-    /// A deadline that is unset or already past is treated as unknown and gives the
-    /// maximum lease, never a lease that lapses before the handler starts.
+    /// The lease must cover the whole invocation, or a retry could take the key over
+    /// and run the handler a second time while the first still runs. So with a known
+    /// deadline it lasts until the deadline plus [`lease_margin`](Self::lease_margin)
+    /// (another instance's clock may run ahead), however long that is. The
+    /// [`max_lease`](Self::max_lease) applies only when the deadline is unknown: unset
+    /// (`0`, as in `Context::default()`) or already past, never a lease that lapses
+    /// before the handler starts. A record never expires while its lease is live
+    /// ([`crate::record::expires_at_for`]).
     ///
     /// ```
     /// use lambda_idempotency::config::IdempotencyConfig;
     /// use std::time::Duration;
     ///
-    /// let config = IdempotencyConfig::default();
+    /// let config = IdempotencyConfig::default(); // max lease 15 minutes, margin 3 s
     /// let now = 1_700_000_000_000;
-    /// assert_eq!(config.lease_for(now, now + 3_000), Duration::from_secs(3));
+    /// assert_eq!(config.lease_for(now, now + 3_000), Duration::from_secs(6));
+    /// assert_eq!(config.lease_for(now, now + 20 * 60_000), Duration::from_secs(20 * 60 + 3));
     /// assert_eq!(config.lease_for(now, 0), config.max_lease());
     /// ```
     pub fn lease_for(&self, now_ms: i64, deadline_ms: i64) -> Duration {
-        let max = millis(self.max_lease);
         let remaining = deadline_ms.saturating_sub(now_ms);
-        if deadline_ms <= 0 || remaining <= 0 || remaining > max {
-            self.max_lease
-        } else {
-            Duration::from_millis(remaining.unsigned_abs())
+        if deadline_ms <= 0 || remaining <= 0 {
+            return self.max_lease;
         }
+        Duration::from_millis(remaining.unsigned_abs()).saturating_add(self.lease_margin)
     }
 }
 
@@ -184,10 +220,19 @@ impl IdempotencyConfigBuilder {
         self
     }
 
-    /// The longest a request may hold a key when the invocation deadline is unknown
-    /// ([`MIN_LEASE`]..=[`MAX_LEASE`], and at most the expiry).
+    /// How long a request holds a key when the invocation deadline is unknown
+    /// ([`MIN_LEASE`]..=[`MAX_LEASE`]). With a known deadline the lease follows it
+    /// (see [`IdempotencyConfig::lease_for`]).
     pub fn max_lease(mut self, max_lease: Duration) -> Self {
         self.max_lease = max_lease;
+        self
+    }
+
+    /// What is added to a known deadline for clock skew between instances (default
+    /// [`DEFAULT_LEASE_MARGIN`], at most [`MAX_LEASE_MARGIN`]). A timed-out invocation
+    /// frees its key this long after its deadline.
+    pub fn lease_margin(mut self, margin: Duration) -> Self {
+        self.lease_margin = margin;
         self
     }
 
@@ -207,6 +252,9 @@ impl IdempotencyConfigBuilder {
         if let Some(value) = lookup(ENV_MAX_LEASE) {
             self.max_lease = parse_env_duration(ENV_MAX_LEASE, &value)?;
         }
+        if let Some(value) = lookup(ENV_LEASE_MARGIN) {
+            self.lease_margin = parse_env_duration(ENV_LEASE_MARGIN, &value)?;
+        }
         Ok(self)
     }
 
@@ -219,17 +267,24 @@ impl IdempotencyConfigBuilder {
                 max: MAX_EXPIRY,
             });
         }
-        let lease_max = MAX_LEASE.min(self.expiry);
-        if !(MIN_LEASE..=lease_max).contains(&self.max_lease) {
+        // The lease may outlast the expiry: the record then lives as long as its lease.
+        if !(MIN_LEASE..=MAX_LEASE).contains(&self.max_lease) {
             return Err(ConfigError::LeaseOutOfRange {
                 value: self.max_lease,
                 min: MIN_LEASE,
-                max: lease_max,
+                max: MAX_LEASE,
+            });
+        }
+        if self.lease_margin > MAX_LEASE_MARGIN {
+            return Err(ConfigError::LeaseMarginOutOfRange {
+                value: self.lease_margin,
+                max: MAX_LEASE_MARGIN,
             });
         }
         Ok(IdempotencyConfig {
             expiry: self.expiry,
             max_lease: self.max_lease,
+            lease_margin: self.lease_margin,
         })
     }
 }
@@ -316,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn lease_bounds_include_the_expiry() {
+    fn lease_bounds() {
         let err = IdempotencyConfig::builder()
             .max_lease(Duration::from_millis(999))
             .build()
@@ -327,17 +382,29 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, ConfigError::LeaseOutOfRange { .. }));
-        let err = IdempotencyConfig::builder()
-            .expiry(Duration::from_secs(5 * MIN))
-            .max_lease(Duration::from_secs(6 * MIN))
-            .build()
-            .unwrap_err();
+        // Longer than the expiry is fine: the record lives as long as its lease.
+        assert!(
+            IdempotencyConfig::builder()
+                .expiry(Duration::from_secs(5 * MIN))
+                .max_lease(Duration::from_secs(HOUR))
+                .build()
+                .is_ok()
+        );
+        for ok in [Duration::ZERO, MAX_LEASE_MARGIN] {
+            let c = IdempotencyConfig::builder()
+                .lease_margin(ok)
+                .build()
+                .unwrap();
+            assert_eq!(c.lease_margin(), ok);
+        }
         assert_eq!(
-            err,
-            ConfigError::LeaseOutOfRange {
-                value: Duration::from_secs(6 * MIN),
-                min: MIN_LEASE,
-                max: Duration::from_secs(5 * MIN)
+            IdempotencyConfig::builder()
+                .lease_margin(MAX_LEASE_MARGIN + Duration::from_millis(1))
+                .build()
+                .unwrap_err(),
+            ConfigError::LeaseMarginOutOfRange {
+                value: MAX_LEASE_MARGIN + Duration::from_millis(1),
+                max: MAX_LEASE_MARGIN
             }
         );
     }
@@ -346,12 +413,14 @@ mod tests {
     fn lease_follows_the_deadline() {
         let c = IdempotencyConfig::builder()
             .max_lease(Duration::from_secs(60))
+            .lease_margin(Duration::from_secs(2))
             .build()
             .unwrap();
         let now = 1_700_000_000_000;
-        assert_eq!(c.lease_for(now, now + 2_500), Duration::from_millis(2_500));
-        assert_eq!(c.lease_for(now, now + 60_000), Duration::from_secs(60));
-        assert_eq!(c.lease_for(now, now + 600_000), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, now + 2_500), Duration::from_millis(4_500));
+        assert_eq!(c.lease_for(now, now + 60_000), Duration::from_secs(62));
+        // A known deadline beyond the max lease still bounds the lease, not the max.
+        assert_eq!(c.lease_for(now, now + 600_000), Duration::from_secs(602));
         // Unknown or past deadlines give the maximum, never a lapsed lease.
         assert_eq!(c.lease_for(now, 0), Duration::from_secs(60));
         assert_eq!(c.lease_for(now, now), Duration::from_secs(60));
@@ -364,6 +433,7 @@ mod tests {
         let env = |name: &str| match name {
             ENV_EXPIRY => Some("2h".to_owned()),
             ENV_MAX_LEASE => Some("90".to_owned()),
+            ENV_LEASE_MARGIN => Some("5s".to_owned()),
             _ => None,
         };
         let c = IdempotencyConfig::builder()
@@ -373,6 +443,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.expiry(), Duration::from_secs(2 * HOUR));
         assert_eq!(c.max_lease(), Duration::from_secs(90));
+        assert_eq!(c.lease_margin(), Duration::from_secs(5));
     }
 
     #[test]

@@ -79,16 +79,16 @@ const COMPLETE_FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_mi
 const COMPLETE_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest time spent retrying to store a response, whatever the lease.
 const COMPLETE_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
-/// Time kept back from the end of the lease (the invocation's deadline, in Lambda)
-/// so the handler's response still goes out after the last attempt.
+/// Time kept back from the invocation's deadline (the lease's end when the deadline
+/// is unknown) so the handler's response still goes out after the last attempt.
 const COMPLETE_LEASE_MARGIN_MS: i64 = 1_000;
 
 /// Stores the response under the lease; with `writes` (atomic completion), commits
 /// them in the same transaction.
 ///
 /// While the store is unavailable, storing is retried with backoff until it succeeds,
-/// or [`COMPLETE_RETRY_BUDGET`] runs out, or the lease is within
-/// [`COMPLETE_LEASE_MARGIN_MS`] of lapsing. Without `writes` the handler's side
+/// or [`COMPLETE_RETRY_BUDGET`] runs out, or the invocation's deadline (`deadline_ms`,
+/// `0` when unknown: then the lease's end) is within [`COMPLETE_LEASE_MARGIN_MS`]. Without `writes` the handler's side
 /// effects have already happened and only the stored response stops a retry from
 /// repeating them; with `writes` it saves the client a 503 and a second run.
 /// Retrying is safe: the write is fenced on the lease token, and one that landed
@@ -99,9 +99,18 @@ pub(crate) async fn complete(
     response: &[u8],
     writes: Option<Vec<aws_sdk_dynamodb::types::TransactWriteItem>>,
     clock: &dyn Clock,
+    deadline_ms: i64,
 ) -> Completion {
     let atomic = writes.is_some();
-    let result = store_retrying(store, lease, response, writes.as_deref(), clock).await;
+    let result = store_retrying(
+        store,
+        lease,
+        response,
+        writes.as_deref(),
+        clock,
+        deadline_ms,
+    )
+    .await;
     match result {
         Ok(WriteOutcome::Written) => Completion::Stored,
         Ok(WriteOutcome::WrittenWithoutResponse { size }) => {
@@ -170,11 +179,19 @@ async fn store_retrying(
     response: &[u8],
     writes: Option<&[aws_sdk_dynamodb::types::TransactWriteItem]>,
     clock: &dyn Clock,
+    deadline_ms: i64,
 ) -> crate::Result<WriteOutcome> {
-    // The lease is read on the injected clock once; the retries then run on real time.
-    let lease_left_ms = lease.expires_at_ms - clock.now_millis() - COMPLETE_LEASE_MARGIN_MS;
+    // The lease runs past the deadline by its margin, but Lambda stops the invocation
+    // at the deadline: stop retrying before whichever comes first. Time is read on the
+    // injected clock once; the retries then run on real time.
+    let end_ms = if deadline_ms > 0 {
+        deadline_ms.min(lease.expires_at_ms)
+    } else {
+        lease.expires_at_ms
+    };
+    let left_ms = end_ms - clock.now_millis() - COMPLETE_LEASE_MARGIN_MS;
     let budget = COMPLETE_RETRY_BUDGET.min(std::time::Duration::from_millis(
-        u64::try_from(lease_left_ms).unwrap_or(0),
+        u64::try_from(left_ms).unwrap_or(0),
     ));
     let started = std::time::Instant::now();
     let mut backoff = COMPLETE_FIRST_BACKOFF;
@@ -242,7 +259,10 @@ pub(crate) fn retry_after_secs(record: &Record, now_ms: i64) -> u64 {
 /// What one request reports when it ends: one structured log line and its metrics.
 pub(crate) struct Report<'a> {
     pub(crate) service: &'a str,
+    /// The route the record is scoped to (logged).
     pub(crate) route: &'a str,
+    /// The metric `route` label: bounded (a template, or one fixed label).
+    pub(crate) metric_route: &'a str,
     pub(crate) key: &'a str,
     pub(crate) actor: &'a str,
     pub(crate) started: std::time::Instant,
@@ -282,7 +302,7 @@ impl Report<'_> {
         }
         crate::metrics::record(
             self.service,
-            self.route,
+            self.metric_route,
             outcome,
             self.lookup_ms,
             self.record_size,

@@ -157,6 +157,38 @@ impl Record {
     }
 }
 
+/// How long a record outlives its lease at least, in milliseconds: the default lease
+/// margin again, so an instance whose clock runs ahead never sees the record expired
+/// while another still sees its lease live.
+pub const EXPIRY_AFTER_LEASE_MS: i64 = 3_000;
+
+/// When a record begun at `now_ms` with `expiry` and a lease ending at
+/// `lease_expires_at_ms` expires, in epoch seconds: after its expiry, and never while
+/// its lease is live (at least [`EXPIRY_AFTER_LEASE_MS`] after the lease ends, rounded
+/// up to a whole second). A record that expired under a running handler would let a
+/// retry, or even a different request, take the key and run at the same time.
+///
+/// ```
+/// use lambda_idempotency::record::expires_at_for;
+/// use std::time::Duration;
+///
+/// let now = 1_700_000_000_000;
+/// // Normally the expiry decides.
+/// assert_eq!(expires_at_for(now, Duration::from_secs(3600), now + 30_000), 1_700_003_600);
+/// // A lease longer than the expiry extends the record.
+/// assert_eq!(expires_at_for(now, Duration::from_secs(300), now + 900_500), 1_700_000_904);
+/// ```
+pub fn expires_at_for(now_ms: i64, expiry: std::time::Duration, lease_expires_at_ms: i64) -> i64 {
+    let by_expiry = now_ms
+        .saturating_add(crate::clock::millis(expiry))
+        .div_euclid(1000);
+    let by_lease = lease_expires_at_ms
+        .saturating_add(EXPIRY_AFTER_LEASE_MS)
+        .saturating_add(999)
+        .div_euclid(1000);
+    by_expiry.max(by_lease)
+}
+
 /// Why a live record blocks a new request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {

@@ -174,7 +174,7 @@ async fn an_event_in_flight_is_already_in_progress_until_its_deadline() {
         matches!(
             err,
             IdempotencyError::AlreadyInProgress {
-                retry_after_secs: 8,
+                retry_after_secs: 11,
                 ..
             }
         ),
@@ -183,10 +183,11 @@ async fn an_event_in_flight_is_already_in_progress_until_its_deadline() {
     let diagnostic: Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "Idempotency.AlreadyInProgress");
 
-    // The lease is the first invocation's deadline, not the 15 minute maximum.
+    // The lease is the first invocation's deadline plus the 3 s margin, not the 15
+    // minute maximum.
     let record = store.get(&pk("p-4")).await.unwrap().unwrap();
-    assert_eq!(record.lease_expires_at_ms, T0 + 7_500);
-    clock.advance(Duration::from_millis(7_000));
+    assert_eq!(record.lease_expires_at_ms, T0 + 10_500);
+    clock.advance(Duration::from_millis(10_000));
     assert!(matches!(
         service.clone().oneshot(event(payload.clone())).await,
         Err(IdempotencyError::AlreadyInProgress {

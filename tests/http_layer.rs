@@ -822,7 +822,7 @@ async fn in_flight_duplicate_gets_409_with_retry_after_until_the_holders_deadlin
     let service = layer(&clock, &store).layer(gated_handler(&calls, &gate));
     let event = Event::refund().key("in-flight");
 
-    // The first invocation must finish within 7.5 s: its lease lapses then.
+    // The first invocation must finish within 7.5 s: its lease lapses 3 s later.
     let first = tokio::spawn(
         service
             .clone()
@@ -835,13 +835,13 @@ async fn in_flight_duplicate_gets_409_with_retry_after_until_the_holders_deadlin
     let response = send(&mut duplicate, event.request_with_deadline(T0 + 29_000)).await;
     let json = problem(&response, 409, "request-in-progress");
     assert_eq!(json["idempotencyKey"], "in-flight");
-    assert_eq!(response.headers()["retry-after"], "8");
+    assert_eq!(response.headers()["retry-after"], "11");
 
-    clock.advance(Duration::from_millis(2_200)); // 5.3 s left
+    clock.advance(Duration::from_millis(2_200)); // 8.3 s left
     let response = send(&mut duplicate, event.request()).await;
-    assert_eq!(response.headers()["retry-after"], "6");
+    assert_eq!(response.headers()["retry-after"], "9");
 
-    clock.set_millis(T0 + 7_400); // 0.1 s left: never "0"
+    clock.set_millis(T0 + 10_400); // 0.1 s left: never "0"
     let response = send(&mut duplicate, event.request()).await;
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
@@ -908,7 +908,8 @@ async fn a_lapsed_lease_lets_a_retry_run_and_fences_out_the_first_completion() {
     );
     gate.wait_until_started().await;
 
-    clock.advance(Duration::from_secs(6)); // the first holder's lease has lapsed
+    // The first holder's lease (its deadline plus the 3 s margin) has lapsed.
+    clock.advance(Duration::from_secs(9));
     let mut retry = service.clone();
     let second = send(&mut retry, event.request_with_deadline(T0 + 36_000)).await;
     assert_eq!(text(&second), r#"{"refundId":"r-2"}"#);
@@ -1441,23 +1442,40 @@ fn route_expiry_outside_5_minutes_to_72_hours_is_a_config_error() {
     }
 }
 
-/// A route expiry shorter than the maximum lease (15 min by default) is refused: a
-/// record must not expire while its lease may still be held.
+/// A route expiry shorter than the lease (a 29 s invocation is short, but a lease
+/// without a deadline is the 15-minute max lease) never shortens the lease: the
+/// record lives as long as its lease instead.
 #[tokio::test]
-async fn route_expiry_shorter_than_the_max_lease_caps_that_routes_lease() {
-    // 10 minutes is within 5 min..72 h even though the default max lease is 15 min.
+async fn a_route_expiry_shorter_than_the_lease_extends_the_record_not_the_lease() {
     let (clock, store) = setup();
     let calls = Calls::default();
     let layer = builder(&clock, &store)
+        .config(
+            IdempotencyConfig::builder()
+                .max_lease(Duration::from_secs(20 * 60))
+                .build()
+                .unwrap(),
+        )
         .route_expiry(REFUND, Duration::from_secs(10 * 60))
         .build()
         .expect("a 10 minute route expiry is in range");
     let mut service = layer.layer(handler(&calls, |run, _: &Request| created(run)));
     let response = send(&mut service, Event::refund().key("short-lived").request()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let record = record(&store, REFUND, ANONYMOUS, "short-lived").expect("stored");
-    assert_eq!(record.lease_expires_at_ms, T0 + 10 * 60 * 1000);
-    assert_eq!(record.expires_at, (T0 + 10 * 60 * 1000) / 1000);
+    let short = record(&store, REFUND, ANONYMOUS, "short-lived").expect("stored");
+    assert_eq!(short.lease_expires_at_ms, T0 + 20 * MINUTE_MS);
+    assert_eq!(
+        short.expires_at,
+        (T0 + 20 * MINUTE_MS + LEASE_MARGIN_MS) / 1000
+    );
+    // With a known deadline the route's expiry decides.
+    let request = Event::refund()
+        .key("with-deadline")
+        .request_with_deadline(T0 + 29_000);
+    send(&mut service, request).await;
+    let known = record(&store, REFUND, ANONYMOUS, "with-deadline").expect("stored");
+    assert_eq!(known.lease_expires_at_ms, T0 + 29_000 + LEASE_MARGIN_MS);
+    assert_eq!(known.expires_at, (T0 + 10 * MINUTE_MS) / 1000);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1826,7 +1844,7 @@ async fn query_parameters_in_a_different_order_are_the_same_request() {
 // ---------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn lease_ends_at_the_context_deadline_when_it_comes_before_the_max_lease() {
+async fn lease_ends_at_the_context_deadline_plus_the_margin_however_long() {
     let (clock, store) = setup();
     let calls = Calls::default();
     let mut service = layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
@@ -1835,13 +1853,20 @@ async fn lease_ends_at_the_context_deadline_when_it_comes_before_the_max_lease()
         ("deadline-3s", T0 + 3_000),
         ("deadline-29s", T0 + 29_000),
         ("deadline-just-under-max", T0 + DEFAULT_MAX_LEASE_MS - 1),
+        // A deadline beyond the max lease still decides: max_lease is only the
+        // fallback for an unknown deadline.
+        ("deadline-after-max", T0 + HOUR_MS),
     ] {
         let request = Event::refund().key(key).request_with_deadline(deadline);
         send(&mut service, request).await;
         let record = record(&store, REFUND, ANONYMOUS, key).unwrap();
-        assert_eq!(record.lease_expires_at_ms, deadline, "{key}");
+        assert_eq!(
+            record.lease_expires_at_ms,
+            deadline + LEASE_MARGIN_MS,
+            "{key}"
+        );
     }
-    assert_eq!(calls.count(), 3);
+    assert_eq!(calls.count(), 4);
 }
 
 #[tokio::test]
@@ -1864,10 +1889,6 @@ async fn lease_is_the_max_lease_without_a_usable_deadline() {
             "deadline-past",
             event("deadline-past").request_with_deadline(T0 - 1),
         ),
-        (
-            "deadline-after-max",
-            event("deadline-after-max").request_with_deadline(T0 + HOUR_MS),
-        ),
     ];
     for (key, request) in cases {
         send(&mut service, request).await;
@@ -1878,7 +1899,7 @@ async fn lease_is_the_max_lease_without_a_usable_deadline() {
             "{key}"
         );
     }
-    assert_eq!(calls.count(), 5);
+    assert_eq!(calls.count(), 4);
 }
 
 // ---------------------------------------------------------------------------------
@@ -2147,10 +2168,10 @@ async fn a_response_that_cannot_be_stored_is_still_sent_and_the_key_waits_for_it
     store.fail_complete.store(false, Ordering::SeqCst);
     let retry = send(&mut service, event.request()).await;
     problem(&retry, 409, "request-in-progress");
-    assert_eq!(retry.headers()["retry-after"], "5");
+    assert_eq!(retry.headers()["retry-after"], "8");
     assert_eq!(calls.count(), 1);
 
-    clock.set_millis(T0 + 5_001);
+    clock.set_millis(T0 + 8_001);
     let retry = send(&mut service, event.request()).await;
     assert_eq!(text(&retry), r#"{"refundId":"r-2"}"#);
     assert_eq!(calls.count(), 2);
@@ -2295,4 +2316,278 @@ async fn a_named_authorizer_context_field_is_the_principal() {
     .await;
     problem(&response, 500, "unidentified-caller");
     assert_eq!(calls.count(), 4);
+}
+
+// ---------------------------------------------------------------------------------
+// 19. Routes are templates, not raw paths
+// ---------------------------------------------------------------------------------
+
+/// Spellings of `POST /orders` a router that trims slashes runs as one route.
+const ORDERS_SPELLINGS: [&str; 6] = [
+    "/orders",
+    "/orders/",
+    "//orders",
+    "/orders//",
+    "/%6Frders",
+    "/./orders",
+];
+
+#[tokio::test]
+async fn one_key_on_differently_spelled_paths_runs_the_handler_once() {
+    for (name, event) in [
+        ("function-url", Event::function_url("POST", "/orders")),
+        ("alb", Event::alb("POST", "/orders")),
+        ("http-api-$default", {
+            let mut e = Event::http_api("POST", "/orders", "/orders");
+            e.json["routeKey"] = json!("$default");
+            e.json["requestContext"]["routeKey"] = json!("$default");
+            e
+        }),
+    ] {
+        let (clock, store) = setup();
+        let calls = Calls::default();
+        let mut service =
+            layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
+        for path in ORDERS_SPELLINGS {
+            let mut event = event.clone();
+            match event.source {
+                Source::Alb => event.json["path"] = json!(path),
+                _ => event.set_v2_method_and_path("POST", path),
+            }
+            let response = send(&mut service, event.key("one-order").request()).await;
+            assert_eq!(text(&response), r#"{"refundId":"r-1"}"#, "{name} {path}");
+        }
+        assert_eq!(calls.count(), 1, "{name}");
+        assert_eq!(store.len(), 1, "{name}");
+        assert!(record(&store, "POST /orders", ANONYMOUS, "one-order").is_some());
+    }
+}
+
+#[test]
+fn route_of_normalises_the_path_where_the_event_has_no_template() {
+    for path in ORDERS_SPELLINGS {
+        let url = Event::function_url("POST", path).request();
+        assert_eq!(route_of(&url), "POST /orders", "{path}");
+    }
+    // Reserved characters stay encoded: %2F is not a segment boundary.
+    let url = Event::function_url("POST", "/files/a%2Fb").request();
+    assert_eq!(route_of(&url), "POST /files/a%2Fb");
+    assert_eq!(
+        route_of(&Event::function_url("POST", "/").request()),
+        "POST /"
+    );
+}
+
+#[tokio::test]
+async fn protect_routes_matches_the_normalised_path() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = builder(&clock, &store)
+        .protect(Protect::Routes(HashSet::from(["POST /orders".to_owned()])))
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+    for path in ORDERS_SPELLINGS {
+        let response = send(&mut service, Event::function_url("POST", path).request()).await;
+        problem(&response, 400, "missing-key");
+    }
+    assert_eq!(calls.count(), 0);
+}
+
+#[tokio::test]
+async fn route_templates_scope_requests_that_carry_no_template() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = builder(&clock, &store)
+        .route_templates(["/orders", "/orders/{orderId}/refunds", "GET /files/{path+}"])
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+    // One key, two orders: one route, and the path (in the fingerprint) differs.
+    let refund = |order: &str| {
+        Event::function_url("POST", &format!("/orders/{order}/refunds/")).key("refund-1")
+    };
+    let first = send(&mut service, refund("o-1").request()).await;
+    assert_eq!(text(&first), r#"{"refundId":"r-1"}"#);
+    let other = send(&mut service, refund("o-2").request()).await;
+    problem(&other, 409, "key-reused");
+    assert!(record(&store, REFUND, ANONYMOUS, "refund-1").is_some());
+    assert_eq!(calls.count(), 1);
+
+    let url = |method: &str, path: &str| Event::function_url(method, path).request();
+    let layer = builder(&clock, &store)
+        .route_templates(["/orders", "/orders/{orderId}/refunds", "GET /files/{path+}"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        layer.route_for(&url("POST", "//orders/o-9/refunds")),
+        "POST /orders/{orderId}/refunds"
+    );
+    assert_eq!(
+        layer.route_for(&url("GET", "/files/a/b/c")),
+        "GET /files/{path+}"
+    );
+    // The method is part of a template that names one.
+    assert_eq!(layer.route_for(&url("POST", "/files/a")), "POST /files/a");
+    // An empty segment never matches a variable.
+    assert_eq!(
+        layer.route_for(&url("POST", "/orders/refunds")),
+        "POST /orders/refunds"
+    );
+}
+
+#[test]
+fn a_route_template_that_is_not_a_path_is_a_config_error() {
+    let store = MemoryStore::new();
+    for bad in [
+        "orders",
+        "POST",
+        "/orders/{",
+        "/orders/{}",
+        "/a/{x+}/b",
+        "/a/{x}{y}",
+    ] {
+        let err = IdempotencyLayer::builder(store.clone())
+            .route_templates([bad])
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidRouteTemplate { .. }),
+            "{bad}: {err:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 20. The lease covers the whole invocation
+// ---------------------------------------------------------------------------------
+
+/// The default margin added to a known deadline for clock skew between instances.
+const LEASE_MARGIN_MS: i64 = 3_000;
+
+/// A 15-minute invocation whose handler outlives `max_lease` and the route's expiry:
+/// retries within its deadline are in flight, never a second run, and the record never
+/// expires under it (so a different body cannot take the key either).
+#[tokio::test]
+async fn a_handler_that_outlives_the_max_lease_and_the_route_expiry_runs_once() {
+    let deadline = T0 + 15 * MINUTE_MS;
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let gate = Gate::default();
+    let service = builder(&clock, &store)
+        .config(
+            IdempotencyConfig::builder()
+                .max_lease(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        )
+        .route_expiry(REFUND, MIN_EXPIRY)
+        .build()
+        .unwrap()
+        .layer(gated_handler(&calls, &gate));
+    let event = Event::refund().key("long-run");
+
+    let first = tokio::spawn(
+        service
+            .clone()
+            .oneshot(event.request_with_deadline(deadline)),
+    );
+    gate.wait_until_started().await;
+    let record = record(&store, REFUND, ANONYMOUS, "long-run").unwrap();
+    assert_eq!(record.lease_expires_at_ms, deadline + LEASE_MARGIN_MS);
+    assert!(record.expires_at * 1000 >= deadline + 2 * LEASE_MARGIN_MS);
+
+    let mut retry = service.clone();
+    for at in [
+        2 * MINUTE_MS,
+        6 * MINUTE_MS,
+        14 * MINUTE_MS,
+        15 * MINUTE_MS + 2_000,
+    ] {
+        clock.set_millis(T0 + at);
+        let response = send(&mut retry, event.request_with_deadline(T0 + at + 29_000)).await;
+        problem(&response, 409, "request-in-progress");
+        // A different request under the key is still a conflict, not a new record.
+        let other = event.clone().body(r#"{"amount": 999}"#);
+        let response = send(&mut retry, other.request_with_deadline(T0 + at + 29_000)).await;
+        problem(&response, 409, "key-reused");
+    }
+    assert_eq!(calls.count(), 1);
+
+    gate.release.notify_one();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(text(&first), r#"{"refundId":"r-1"}"#);
+    assert_eq!(
+        status_of(&store, REFUND, ANONYMOUS, "long-run"),
+        Some(Status::Completed)
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_invocation_frees_its_key_soon_after_its_deadline() {
+    let deadline = T0 + 29_000;
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let gate = Gate::default();
+    let service = layer(&clock, &store).layer(gated_handler(&calls, &gate));
+    let event = Event::refund().key("timed-out");
+    // The first invocation never finishes (Lambda stopped it at its deadline).
+    let _first = tokio::spawn(
+        service
+            .clone()
+            .oneshot(event.request_with_deadline(deadline)),
+    );
+    gate.wait_until_started().await;
+
+    let mut retry = service.clone();
+    clock.set_millis(deadline + LEASE_MARGIN_MS);
+    problem(
+        &send(&mut retry, event.request_with_deadline(deadline + 60_000)).await,
+        409,
+        "request-in-progress",
+    );
+    clock.set_millis(deadline + LEASE_MARGIN_MS + 1);
+    let response = send(&mut retry, event.request_with_deadline(deadline + 60_000)).await;
+    assert_eq!(text(&response), r#"{"refundId":"r-2"}"#);
+    assert_eq!(calls.count(), 2);
+}
+
+#[test]
+fn the_lease_is_the_deadline_plus_the_margin_and_the_max_lease_only_without_one() {
+    let config = IdempotencyConfig::builder()
+        .max_lease(Duration::from_secs(60))
+        .lease_margin(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let now = T0;
+    // Known deadlines, shorter and longer than the max lease.
+    assert_eq!(config.lease_for(now, now + 3_000), Duration::from_secs(8));
+    assert_eq!(
+        config.lease_for(now, now + 15 * MINUTE_MS),
+        Duration::from_secs(905)
+    );
+    // Unknown (unset or past): the max lease.
+    assert_eq!(config.lease_for(now, 0), Duration::from_secs(60));
+    assert_eq!(config.lease_for(now, now - 1), Duration::from_secs(60));
+    // The default margin.
+    assert_eq!(
+        IdempotencyConfig::default().lease_margin(),
+        Duration::from_millis(LEASE_MARGIN_MS as u64)
+    );
+    // A max lease longer than a short expiry is fine now: the record outlives its lease.
+    assert!(
+        IdempotencyConfig::builder()
+            .expiry(MIN_EXPIRY)
+            .max_lease(Duration::from_secs(15 * 60))
+            .build()
+            .is_ok()
+    );
+    let err = IdempotencyConfig::builder()
+        .lease_margin(Duration::from_secs(61))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::LeaseMarginOutOfRange { .. }),
+        "{err:?}"
+    );
 }

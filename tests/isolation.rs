@@ -553,13 +553,25 @@ async fn run_cases(store: impl Store + Clone) {
                 !b_body.contains(&format!("\"{a_tag}\"")),
                 "{what}: {b_body}"
             );
-            assert!(!is_replay(&b), "{what}: B's request was replayed: {b_body}");
-            assert_eq!(
-                runs.load(Ordering::SeqCst),
-                before + 1,
-                "{what}: B's request did not run the handler"
-            );
-            assert!(b_body.contains(&format!("\"{b_tag}\"")), "{what}: {b_body}");
+            if is_replay(&b) {
+                // Another spelling of one of B's own requests (a trailing slash, a
+                // double slash: the path is normalised): B's own answer, never A's.
+                assert!(
+                    b_bodies.iter().any(
+                        |(.., earlier): &(String, &Shape, String, String, String)| *earlier
+                            == b_body
+                    ),
+                    "{what}: B's request was replayed with an answer B never got: {b_body}"
+                );
+                assert_eq!(runs.load(Ordering::SeqCst), before, "{what}");
+            } else {
+                assert_eq!(
+                    runs.load(Ordering::SeqCst),
+                    before + 1,
+                    "{what}: B's request did not run the handler"
+                );
+                assert!(b_body.contains(&format!("\"{b_tag}\"")), "{what}: {b_body}");
+            }
             b_bodies.push((what, shape, b_key, b_tag, b_body));
             attempts += 1;
         }

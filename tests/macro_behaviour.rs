@@ -164,7 +164,8 @@ async fn ninety_minutes(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(event.payload)
 }
 
-/// The shortest expiry: shorter than the default maximum lease, which it caps.
+/// The shortest expiry: shorter than the default maximum lease (15 minutes), which
+/// only applies without a deadline; then the record lives as long as the lease.
 #[idempotent(key = "/id", expiry = "5m", store = inspected_store)]
 async fn five_minutes(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(event.payload)
@@ -180,7 +181,15 @@ async fn the_expiry_and_the_default_name_reach_the_record() {
     ninety_minutes(event(json!({ "id": "e-90m" })))
         .await
         .unwrap();
-    five_minutes(event(json!({ "id": "e-5m" }))).await.unwrap();
+    let mut context = Context::default();
+    context.deadline = u64::try_from(now_secs() * 1000 + 30_000).unwrap();
+    five_minutes(LambdaEvent::new(json!({ "id": "e-5m" }), context))
+        .await
+        .unwrap();
+    // Without a deadline the lease is the 15-minute maximum and the record outlives it.
+    five_minutes(event(json!({ "id": "e-5m-no-deadline" })))
+        .await
+        .unwrap();
     three_days(event(json!({ "id": "e-72h" }))).await.unwrap();
 
     // The scope name defaults to the function's name.
@@ -188,6 +197,7 @@ async fn the_expiry_and_the_default_name_reach_the_record() {
     assert_eq!(status, Status::Completed);
     assert_about(left, 90 * 60);
     assert_about(stored("five_minutes", "e-5m").0, 5 * 60);
+    assert_about(stored("five_minutes", "e-5m-no-deadline").0, 15 * 60 + 4);
     assert_about(stored("three_days", "e-72h").0, 72 * 60 * 60);
 }
 
@@ -345,4 +355,45 @@ async fn an_http_key_reused_with_another_body_is_a_conflict() {
 
     assert_eq!(reused.status(), 409);
     assert_eq!(runs("k-http-conflict"), 1, "the handler did not run again");
+}
+
+// ---------------------------------------------------------------------------------
+// The attribute's expiry never shortens the lease
+// ---------------------------------------------------------------------------------
+
+/// Reads its own PENDING record while it runs: the lease it holds and its expiry.
+#[idempotent(key = "/jobId", expiry = "5m", store = inspected_store, name = "short_expiry")]
+async fn long_job(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let key = event.payload["jobId"].as_str().unwrap_or_default();
+    let scope = Scope::new("short_expiry", "anonymous", IdempotencyKey::parse(key)?);
+    let record = INSPECTED
+        .get_raw(scope.partition_key())
+        .ok_or("no record while running")?;
+    Ok(json!({
+        "status": record.status.as_str(),
+        "leaseEndsMs": record.lease_expires_at_ms,
+        "expiresAt": record.expires_at,
+    }))
+}
+
+#[tokio::test]
+async fn a_short_attribute_expiry_does_not_shorten_the_lease_under_a_known_deadline() {
+    let now_ms = now_secs() * 1000;
+    let deadline = now_ms + 15 * 60 * 1000;
+    let mut context = Context::default();
+    context.deadline = u64::try_from(deadline).unwrap();
+    let held = long_job(LambdaEvent::new(
+        json!({ "jobId": "job-15-minutes" }),
+        context,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(held["status"], "PENDING");
+    let lease_end = held["leaseEndsMs"].as_i64().unwrap();
+    // The whole 15-minute invocation plus the 3 s margin, not the 5-minute expiry.
+    assert_eq!(lease_end, deadline + 3_000);
+    assert!(
+        held["expiresAt"].as_i64().unwrap() * 1000 >= lease_end + 3_000,
+        "{held}"
+    );
 }

@@ -153,6 +153,7 @@ fn capture<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> (Vec<V
 fn http_layer(store: &MemoryStore) -> IdempotencyLayer {
     IdempotencyLayer::builder(store.clone())
         .service_name("orders-api")
+        .route_templates(["/orders"])
         .build()
         .unwrap()
 }
@@ -392,4 +393,45 @@ fn emf_documents_follow_the_dimension_sets_and_split_long_histograms() {
     assert_eq!(values, 250);
     recorder.flush();
     assert!(out.take_lines().is_empty(), "a flush starts over");
+}
+
+#[test]
+fn random_paths_give_a_bounded_number_of_route_dimensions() {
+    let store = MemoryStore::new();
+    let (emf, _logs) = capture(|| async {
+        let service = IdempotencyLayer::builder(store.clone())
+            .service_name("orders-api")
+            .route_templates(["/orders/{orderId}"])
+            .build()
+            .unwrap()
+            .layer(service_fn(created));
+        for i in 0..1_000u32 {
+            // A scanner's random paths, and some that match the template.
+            let path = match i % 4 {
+                0 => format!("/orders/o-{i}"),
+                1 => format!("/{:08x}/{i}", i.wrapping_mul(2_654_435_761)),
+                2 => format!("//wp-admin//{i}.php/"),
+                _ => format!("/orders/o-{i}/x/%{:02X}", i % 256),
+            };
+            let request = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("idempotency-key", format!("k-{i}"))
+                .body(Body::Empty)
+                .unwrap();
+            service.clone().oneshot(request).await.unwrap();
+        }
+    });
+    let routes: std::collections::BTreeSet<String> = emf
+        .iter()
+        .map(|doc| doc["route"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        routes,
+        ["(unmatched)", "POST /orders/{orderId}"]
+            .map(str::to_owned)
+            .into(),
+        "{} documents",
+        emf.len()
+    );
 }

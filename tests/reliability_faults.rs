@@ -36,6 +36,8 @@ use tower::{Layer, ServiceExt};
 
 /// The layer's default maximum lease, the lease of a request without a deadline.
 const LEASE: Duration = Duration::from_secs(15 * 60);
+/// The default lease margin added to a known deadline.
+const MARGIN: Duration = Duration::from_secs(3);
 
 /// What the handler does on one run.
 #[derive(Clone)]
@@ -388,14 +390,16 @@ async fn complete_down_for_the_whole_lease(fx: Fixture) {
     assert!(fx.store.injected(Step::Complete) > 1, "storing was retried");
     assert_eq!(fx.record(&key).await.unwrap().status, Status::Pending);
 
+    // The lease is the deadline plus the margin: 4.5 s.
     fx.send(&key, None)
         .await
-        .assert_problem(409, IN_FLIGHT, Some(2));
+        .assert_problem(409, IN_FLIGHT, Some(5));
     assert_eq!(fx.runs(), 1, "no second run while the lease holds");
 
     // The store is back, and the lease lapses.
     fx.store.clear(Step::Complete);
-    fx.clock.advance(deadline + Duration::from_millis(1));
+    fx.clock
+        .advance(deadline + MARGIN + Duration::from_millis(1));
     fx.send(&key, None).await.assert_charged(2);
     assert_eq!(fx.runs(), 2);
 }
@@ -443,8 +447,8 @@ async fn handler_panics(fx: Fixture) {
     assert_eq!(fx.runs(), 4);
 }
 
-/// A run outlives its deadline (its lease); a retry after the deadline takes the key
-/// over and completes. The late run's completion is fenced off: the record keeps the
+/// A run outlives its deadline (its lease ends the margin later); a retry after that
+/// takes the key over and completes. The late run's completion is fenced off: the record keeps the
 /// retry's answer, and every later duplicate replays that one answer.
 async fn run_past_its_deadline(fx: Fixture) {
     let key = new_key();
@@ -461,9 +465,11 @@ async fn run_past_its_deadline(fx: Fixture) {
     }
     fx.send(&key, None)
         .await
-        .assert_problem(409, IN_FLIGHT, Some(3));
+        .assert_problem(409, IN_FLIGHT, Some(6));
 
-    fx.clock.advance(deadline + Duration::from_millis(1));
+    // The lease (deadline plus margin) lapses.
+    fx.clock
+        .advance(deadline + MARGIN + Duration::from_millis(1));
     fx.send(&key, None).await.assert_charged(2);
     go.notify_one();
     let late = Answer::of(late.await.unwrap().unwrap());
@@ -545,10 +551,11 @@ async fn atomic_store_down_for_the_whole_lease(fx: Fixture) {
     assert_eq!(fx.record(&key).await.unwrap().status, Status::Pending);
     fx.send(&key, None)
         .await
-        .assert_problem(409, IN_FLIGHT, Some(2));
+        .assert_problem(409, IN_FLIGHT, Some(5));
 
     fx.store.clear(Step::Complete);
-    fx.clock.advance(deadline + Duration::from_millis(1));
+    fx.clock
+        .advance(deadline + MARGIN + Duration::from_millis(1));
     fx.send(&key, None).await.assert_charged(2);
     fx.send(&key, None).await.assert_replay_of(2);
     assert_eq!(fx.committed_charges().await, 1);

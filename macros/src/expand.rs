@@ -145,11 +145,10 @@ fn store_expr(args: &Args) -> TokenStream {
 }
 
 /// The configuration: the environment (`IDEMPOTENCY_EXPIRY`,
-/// `IDEMPOTENCY_MAX_LEASE`), then the attribute's `expiry`, which wins. An expiry
-/// shorter than the default maximum lease (15 min) also caps the lease, which may
-/// not outlast the record.
+/// `IDEMPOTENCY_MAX_LEASE`, `IDEMPOTENCY_LEASE_MARGIN`), then the attribute's
+/// `expiry`, which wins. The expiry never shortens the lease: the lease follows the
+/// invocation's deadline and the record lives at least as long as its lease.
 fn config_expr(args: &Args) -> TokenStream {
-    const DEFAULT_MAX_LEASE_SECS: u64 = 15 * 60;
     let builder = quote!(::lambda_idempotency::config::IdempotencyConfig::builder());
     match &args.expiry {
         None => quote!(#builder.with_env()?.build()?),
@@ -157,9 +156,8 @@ fn config_expr(args: &Args) -> TokenStream {
             let secs = expiry.secs;
             let duration =
                 quote_spanned!(expiry.lit.span()=> ::core::time::Duration::from_secs(#secs));
-            let lease = (secs < DEFAULT_MAX_LEASE_SECS).then(|| quote!(.max_lease(#duration)));
             quote_spanned!(expiry.lit.span()=>
-                #builder #lease .with_env()?.expiry(#duration).build()?
+                #builder.with_env()?.expiry(#duration).build()?
             )
         }
     }

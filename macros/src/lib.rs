@@ -59,9 +59,9 @@ use syn::ItemFn;
 /// requests by method, path, query and body, so `key`, `payload` and `name` are
 /// errors there. The settings not covered by arguments come from the
 /// environment ([`IdempotencyConfigBuilder::with_env`], e.g.
-/// `IDEMPOTENCY_MAX_LEASE`) or are the builders' defaults. An `expiry` shorter than
-/// the default maximum lease (15 min) also becomes the maximum lease, since a lease
-/// may not outlast its record. For anything else (a clock, an actor, a response
+/// `IDEMPOTENCY_MAX_LEASE`) or are the builders' defaults. The `expiry` never
+/// shortens a lease: the lease covers the invocation up to its deadline, and a record
+/// lives at least as long as its lease. For anything else (a clock, an actor, a response
 /// policy, several routes on one layer), use the layers directly.
 ///
 /// # Example

@@ -132,6 +132,7 @@ where
     let mut report = Report {
         service: &settings.service,
         route: &settings.name,
+        metric_route: &settings.name,
         key: &key_text,
         actor: &actor_text,
         started,
@@ -227,8 +228,15 @@ where
                 .map(AtomicWrites::take)
                 .filter(|w| !w.is_empty());
             let committed_with_writes = writes.is_some();
-            let completion =
-                complete(&*settings.store, &lease, &bytes, writes, &*settings.clock).await;
+            let completion = complete(
+                &*settings.store,
+                &lease,
+                &bytes,
+                writes,
+                &*settings.clock,
+                deadline,
+            )
+            .await;
             let record = match completion {
                 Completion::Stored => {
                     report.record_size = Some(bytes.len());

@@ -9,6 +9,7 @@ use lambda_http::http::{HeaderName, Method, StatusCode, header};
 use tower::Layer;
 
 use super::actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
+use super::route::{MatchRoute, Route, RouteTemplates};
 use super::service::Idempotency;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
@@ -28,8 +29,8 @@ pub enum Protect {
     UnsafeMethods,
     /// Every request.
     All,
-    /// Only these routes (as [`route_of`](super::route_of) spells them, e.g.
-    /// `POST /orders/{orderId}/refunds`).
+    /// Only these routes (as [`IdempotencyLayer::route_for`] spells them, e.g.
+    /// `POST /orders/{orderId}/refunds`, or `POST /orders` for a normalised path).
     Routes(HashSet<String>),
 }
 
@@ -124,9 +125,14 @@ pub(crate) struct Settings {
     pub(crate) service: String,
     pub(crate) wait_in_flight: Option<Duration>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) routes: Option<Arc<dyn MatchRoute>>,
 }
 
 impl Settings {
+    pub(crate) fn route_of(&self, request: &lambda_http::Request) -> Route {
+        super::route::resolve(request, self.routes.as_deref())
+    }
+
     pub(crate) fn protects(&self, method: &Method, route: &str) -> bool {
         match &self.protect {
             Protect::UnsafeMethods => method == Method::POST || method == Method::PATCH,
@@ -184,12 +190,21 @@ impl IdempotencyLayer {
             service: None,
             wait_in_flight: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            routes: Routes::None,
         }
     }
 
     /// The store records are kept in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.settings.store
+    }
+
+    /// The route this layer scopes `request` to (and matches [`Protect::Routes`] and
+    /// [`IdempotencyLayerBuilder::route_expiry`] against): the event's template, else
+    /// a configured template matching the normalised path, else method and normalised
+    /// path. See [`IdempotencyLayerBuilder::route_templates`].
+    pub fn route_for(&self, request: &lambda_http::Request) -> String {
+        self.settings.route_of(request).scope
     }
 }
 
@@ -218,6 +233,14 @@ pub struct IdempotencyLayerBuilder {
     service: Option<String>,
     wait_in_flight: Option<Duration>,
     max_body_bytes: usize,
+    routes: Routes,
+}
+
+/// Route templates as given to the builder, checked in `build`.
+enum Routes {
+    None,
+    Templates(Vec<String>),
+    Matcher(Arc<dyn MatchRoute>),
 }
 
 impl IdempotencyLayerBuilder {
@@ -242,8 +265,9 @@ impl IdempotencyLayerBuilder {
         self
     }
 
-    /// A different expiry for one route (as [`route_of`](super::route_of) spells it,
-    /// matched exactly). A lease on that route never outlasts its expiry.
+    /// A different expiry for one route (as [`IdempotencyLayer::route_for`] spells it,
+    /// matched exactly). A record on that route still lives at least as long as its
+    /// lease (see [`crate::record::expires_at_for`]).
     pub fn route_expiry(mut self, route: impl Into<String>, expiry: Duration) -> Self {
         self.route_expiry.insert(route.into(), expiry);
         self
@@ -345,8 +369,57 @@ impl IdempotencyLayerBuilder {
         self
     }
 
+    /// The route templates of an API whose events carry none (ALB, Function URLs, an
+    /// HTTP API `$default` route) or only a greedy one (`/{proxy+}`): `/orders`,
+    /// `/orders/{orderId}/refunds` (any method), `POST /orders` (that method only),
+    /// `/files/{path+}` (one or more segments, last only). A request's normalised path
+    /// is matched against them, the most specific first (a literal segment beats
+    /// `{name}`, which beats `{name+}`), and its route becomes `METHOD template`: one
+    /// record per key whatever the path's spelling, and one metric `route` label per
+    /// template. A request matching none is scoped by `METHOD /normalised/path` and
+    /// labelled [`UNMATCHED_ROUTE`](super::UNMATCHED_ROUTE) in metrics. A template that
+    /// is not a path is a [`ConfigError::InvalidRouteTemplate`] from
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use lambda_idempotency::http::IdempotencyLayer;
+    /// use lambda_idempotency::store::MemoryStore;
+    ///
+    /// let layer = IdempotencyLayer::builder(MemoryStore::new())
+    ///     .route_templates(["/orders", "/orders/{orderId}/refunds"])
+    ///     .build()?;
+    /// let request = lambda_http::http::Request::builder()
+    ///     .method("POST")
+    ///     .uri("/orders/o-1/refunds/")
+    ///     .body(lambda_http::Body::Empty)?;
+    /// assert_eq!(layer.route_for(&request), "POST /orders/{orderId}/refunds");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn route_templates<I, T>(mut self, templates: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.routes = Routes::Templates(templates.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Like [`route_templates`](Self::route_templates), with your own matcher: a
+    /// closure `Fn(&Method, &str) -> Option<String>` given the method and the
+    /// normalised path, returning the template path (`/orders/{orderId}`). It must
+    /// return a bounded set of values: they label metrics.
+    pub fn route_matcher(mut self, matcher: impl MatchRoute) -> Self {
+        self.routes = Routes::Matcher(Arc::new(matcher));
+        self
+    }
+
     /// Checks the bounds and builds the layer.
     pub fn build(self) -> Result<IdempotencyLayer, ConfigError> {
+        let routes: Option<Arc<dyn MatchRoute>> = match self.routes {
+            Routes::None => None,
+            Routes::Templates(templates) => Some(Arc::new(RouteTemplates::parse(templates)?)),
+            Routes::Matcher(matcher) => Some(matcher),
+        };
         for expiry in self.route_expiry.values() {
             if !(MIN_EXPIRY..=MAX_EXPIRY).contains(expiry) {
                 return Err(ConfigError::ExpiryOutOfRange {
@@ -373,6 +446,7 @@ impl IdempotencyLayerBuilder {
                 service: self.service.unwrap_or_else(crate::metrics::service_name),
                 wait_in_flight: self.wait_in_flight,
                 max_body_bytes: self.max_body_bytes,
+                routes,
             }),
         })
     }

@@ -54,6 +54,7 @@ mod actor;
 mod layer;
 mod problem;
 mod request;
+mod route;
 mod service;
 mod stored;
 
@@ -64,6 +65,7 @@ pub use layer::{
 };
 pub use problem::{PROBLEM_JSON, ProblemKind};
 pub use request::{IDEMPOTENCY_KEY, fingerprint_of, route_of};
+pub use route::{MatchRoute, UNMATCHED_ROUTE};
 pub use service::{IDEMPOTENCY_KEY_EXPIRES, IDEMPOTENT_REPLAYED, Idempotency};
 pub use stored::{DecodeError, StoredBody, StoredResponse};
 

@@ -1,9 +1,9 @@
 //! What the layer reads from a request: route, key header, fingerprint, deadline.
 
 use lambda_http::http::{HeaderMap, header};
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 
+use super::route::normalize_path;
 use crate::canonical_json::CanonicalJsonError;
 use crate::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
 
@@ -11,7 +11,11 @@ use crate::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The route a request belongs to: method + route template where the event carries
-/// one (HTTP API `routeKey`, REST `resource`), else method + path.
+/// one (HTTP API `routeKey`, REST `resource`), else method + normalised path
+/// (repeated and trailing slashes dropped, `.` and `..` resolved, percent-encoded
+/// letters, digits and `-._~` decoded). A layer with route templates
+/// ([`IdempotencyLayer::route_for`](super::IdempotencyLayer::route_for)) matches the
+/// normalised path against them too.
 ///
 /// ```
 /// let event = r#"{"version":"2.0","routeKey":"POST /orders/{orderId}/refunds","rawPath":"/orders/o-1/refunds",
@@ -21,23 +25,16 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 ///   "isBase64Encoded":false}"#;
 /// let request = lambda_http::request::from_str(event).unwrap();
 /// assert_eq!(lambda_idempotency::http::route_of(&request), "POST /orders/{orderId}/refunds");
+///
+/// let plain = lambda_http::http::Request::builder()
+///     .method("POST")
+///     .uri("https://example.com//orders/")
+///     .body(lambda_http::Body::Empty)
+///     .unwrap();
+/// assert_eq!(lambda_idempotency::http::route_of(&plain), "POST /orders");
 /// ```
 pub fn route_of(request: &Request) -> String {
-    let method = request.method().as_str();
-    let template = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .route_key
-            .as_deref()
-            .filter(|k| !k.is_empty() && *k != "$default")
-            .map(str::to_owned),
-        Some(RequestContext::ApiGatewayV1(ctx)) => ctx
-            .resource_path
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .map(|r| format!("{method} {r}")),
-        _ => None,
-    };
-    template.unwrap_or_else(|| format!("{method} {}", request.uri().path()))
+    super::route::resolve(request, None).scope
 }
 
 /// What the `Idempotency-Key` header holds.
@@ -65,7 +62,8 @@ pub(crate) fn key_header(headers: &HeaderMap) -> KeyHeader<'_> {
 /// it reaches the store, so no record ever holds that fallback.
 pub fn fingerprint_of(request: &Request) -> Fingerprint {
     let query = query_of(request);
-    Fingerprint::v1(&input_of(request, &query))
+    let path = normalize_path(request.uri().path());
+    Fingerprint::v1(&input_of(request, &path, &query))
 }
 
 /// Why the layer refuses a request's body before touching the store.
@@ -91,7 +89,8 @@ pub(crate) fn checked_fingerprint_of(
         });
     }
     let query = query_of(request);
-    Fingerprint::try_v1(&input_of(request, &query)).map_err(BodyRefusal::NotJson)
+    let path = normalize_path(request.uri().path());
+    Fingerprint::try_v1(&input_of(request, &path, &query)).map_err(BodyRefusal::NotJson)
 }
 
 fn query_of(request: &Request) -> Vec<(String, String)> {
@@ -113,10 +112,16 @@ fn body_of(request: &Request) -> &[u8] {
     }
 }
 
-fn input_of<'a>(request: &'a Request, query: &'a [(String, String)]) -> FingerprintInput<'a> {
+/// The parts of `request` its fingerprint covers; `path` is the normalised path, so
+/// every spelling that reaches the same record is the same request.
+fn input_of<'a>(
+    request: &'a Request,
+    path: &'a str,
+    query: &'a [(String, String)],
+) -> FingerprintInput<'a> {
     FingerprintInput {
         method: request.method().as_str(),
-        path: request.uri().path(),
+        path,
         query,
         body: body_of(request),
         body_kind: body_kind(request.headers()),

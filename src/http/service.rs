@@ -13,9 +13,7 @@ use tower::Service;
 use super::actor::{Actor, actor_of};
 use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
 use super::problem::{ProblemKind, problem_response};
-use super::request::{
-    BodyRefusal, KeyHeader, checked_fingerprint_of, deadline_of, key_header, route_of,
-};
+use super::request::{BodyRefusal, KeyHeader, checked_fingerprint_of, deadline_of, key_header};
 use super::stored::StoredResponse;
 use crate::atomic::AtomicWrites;
 use crate::canonical_json::CanonicalJsonError;
@@ -102,7 +100,8 @@ where
     R: IntoResponse,
 {
     let started = Instant::now();
-    let route = route_of(&request);
+    let resolved = settings.route_of(&request);
+    let route = resolved.scope.clone();
     if !settings.protects(request.method(), &route) {
         return Ok(inner.call(request).await?.into_response().await);
     }
@@ -156,10 +155,7 @@ where
     let mut begin = BeginRequest {
         scope,
         fingerprint,
-        lease: settings
-            .config
-            .lease_for(now_ms, deadline_of(&request))
-            .min(expiry),
+        lease: settings.config.lease_for(now_ms, deadline_of(&request)),
         expiry,
     };
     let key = begin.scope.key().as_str().to_owned();
@@ -167,6 +163,7 @@ where
     let mut report = Report {
         service: &settings.service,
         route: &route,
+        metric_route: resolved.label(),
         key: &key,
         actor: &actor_text,
         started,
@@ -181,7 +178,7 @@ where
         };
 
     let deadline = deadline_of(&request);
-    let lease_for = |now: i64| settings.config.lease_for(now, deadline).min(expiry);
+    let lease_for = |now: i64| settings.config.lease_for(now, deadline);
     let mut lookup_ms = 0.0;
     let lookup = begin_waiting(
         &*settings.store,
@@ -329,8 +326,15 @@ where
                 .map(AtomicWrites::take)
                 .filter(|w| !w.is_empty());
             let committed_with_writes = writes.is_some();
-            let completion =
-                complete(&*settings.store, &lease, &bytes, writes, &*settings.clock).await;
+            let completion = complete(
+                &*settings.store,
+                &lease,
+                &bytes,
+                writes,
+                &*settings.clock,
+                deadline,
+            )
+            .await;
             let record = match completion {
                 Completion::Stored => {
                     report.record_size = Some(bytes.len());

@@ -191,15 +191,14 @@ impl Store for MemoryStore {
 /// The `PENDING` record a successful begin writes; shared with the DynamoDB store.
 pub(crate) fn new_pending_record(request: &BeginRequest, now_ms: i64) -> Record {
     let scope = &request.scope;
+    let lease_expires_at_ms = now_ms.saturating_add(millis(request.lease));
     Record {
         partition_key: scope.partition_key().to_owned(),
         status: Status::Pending,
         fingerprint: request.fingerprint.clone(),
         lease_token: LeaseToken::generate(),
-        lease_expires_at_ms: now_ms.saturating_add(millis(request.lease)),
-        expires_at: now_ms
-            .saturating_add(millis(request.expiry))
-            .div_euclid(1000),
+        lease_expires_at_ms,
+        expires_at: crate::record::expires_at_for(now_ms, request.expiry, lease_expires_at_ms),
         response: None,
         response_omitted: None,
         created_at_ms: now_ms,

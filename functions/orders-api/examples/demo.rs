@@ -20,7 +20,7 @@ use orders_api::fixtures::{self, seed};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::{DynamoDbRepo, create_orders_table};
 use orders_api::repo::{MemoryRepo, OrdersRepo};
-use orders_api::{OrdersApi, service};
+use orders_api::{OrdersApi, ROUTE_TEMPLATES, service};
 use tower::ServiceExt;
 
 /// API Gateway's integration timeout: the deadline each simulated invocation gets.
@@ -47,6 +47,7 @@ async fn main() -> Result<(), Error> {
             let layer = IdempotencyLayer::builder(store)
                 .clock(clock.clone())
                 .config(IdempotencyConfig::from_env()?)
+                .route_templates(ROUTE_TEMPLATES)
                 .build()?;
             let repo: Arc<dyn OrdersRepo> = Arc::new(DynamoDbRepo::new(client, orders));
             (
@@ -60,6 +61,7 @@ async fn main() -> Result<(), Error> {
             let layer = IdempotencyLayer::builder(store)
                 .clock(clock.clone())
                 .config(IdempotencyConfig::from_env()?)
+                .route_templates(ROUTE_TEMPLATES)
                 .build()?;
             let repo: Arc<dyn OrdersRepo> = Arc::new(MemoryRepo::new());
             (layer, repo, "the embedded in-memory store".to_owned())

@@ -18,6 +18,18 @@ use crate::repo::{
 const MAX_QUANTITY: u32 = 10_000;
 const MAX_AMOUNT_CENTS: u64 = 100_000_000_000;
 
+/// The API's routes, for the idempotency layer's
+/// [`route_templates`](lambda_idempotency::http::IdempotencyLayerBuilder::route_templates):
+/// behind a Function URL, an ALB or an HTTP API `$default` route the event carries
+/// only the path, and these keep one record per key and bounded metric labels.
+pub const ROUTE_TEMPLATES: [&str; 5] = [
+    "POST /orders",
+    "GET /orders/{orderId}",
+    "POST /orders/{orderId}/payment-attempts",
+    "POST /orders/{orderId}/refunds",
+    "POST /inventory/reservations",
+];
+
 /// The orders API: a repository for side effects and a payment gateway.
 #[derive(Debug, Clone)]
 pub struct OrdersApi {

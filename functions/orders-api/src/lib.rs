@@ -18,7 +18,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod repo;
 
-pub use api::OrdersApi;
+pub use api::{OrdersApi, ROUTE_TEMPLATES};
 
 /// Environment variable naming the orders table.
 pub const ENV_ORDERS_TABLE: &str = "ORDERS_TABLE";

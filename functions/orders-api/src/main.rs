@@ -12,7 +12,7 @@ use lambda_idempotency::http::IdempotencyLayer;
 use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::DynamoDbRepo;
-use orders_api::{ENV_ORDERS_TABLE, OrdersApi, service};
+use orders_api::{ENV_ORDERS_TABLE, OrdersApi, ROUTE_TEMPLATES, service};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -49,7 +49,10 @@ async fn run() -> Result<(), Error> {
     let repo = DynamoDbRepo::new(client, orders_table);
     repo.check_table().await?;
 
-    let layer = IdempotencyLayer::builder(store).config(config).build()?;
+    let layer = IdempotencyLayer::builder(store)
+        .config(config)
+        .route_templates(ROUTE_TEMPLATES)
+        .build()?;
     let api = OrdersApi::new(Arc::new(repo), Arc::new(SimulatedGateway::new()));
     lambda_http::run(service(api, &layer)).await
 }
