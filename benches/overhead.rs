@@ -34,7 +34,7 @@ fn fingerprint(c: &mut Criterion) {
         for (kind, name) in [(BodyKind::Json, "json"), (BodyKind::Raw, "raw")] {
             group.bench_with_input(BenchmarkId::new(name, size), &body, |b, body| {
                 b.iter(|| {
-                    Fingerprint::v1(black_box(&FingerprintInput {
+                    Fingerprint::v2(black_box(&FingerprintInput {
                         method: "POST",
                         path: "/orders",
                         query: &[],

@@ -337,6 +337,12 @@ const WAIT_DEADLINE_MARGIN_MS: i64 = 1_000;
 /// out: at most `wait`, and never past the invocation's deadline less a margin.
 /// Each ask recomputes the lease with `lease_for(now)`; `lookup_ms` adds up the time
 /// spent in the store calls only, not in the pauses.
+///
+/// A record whose fingerprint has an older version than the request's (written by
+/// an earlier release) is compared with the request's fingerprint in that version,
+/// `legacy`: when they match, the request is the same and begins again under the
+/// old fingerprint, so an upgrade never turns a retry into a conflict.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn begin_waiting(
     store: &dyn crate::store::Store,
     begin: &mut crate::store::BeginRequest,
@@ -344,11 +350,21 @@ pub(crate) async fn begin_waiting(
     deadline_ms: i64,
     clock: &dyn crate::clock::Clock,
     lease_for: &(dyn Fn(i64) -> std::time::Duration + Sync),
+    legacy: Option<&(dyn Fn() -> crate::fingerprint::Fingerprint + Sync)>,
     lookup_ms: &mut f64,
 ) -> crate::Result<crate::store::BeginOutcome> {
     use crate::store::BeginOutcome;
     let timed = std::time::Instant::now();
     let mut outcome = store.begin(begin).await;
+    if let (Ok(BeginOutcome::Mismatch(record)), Some(legacy)) = (&outcome, legacy)
+        && record.fingerprint.version() != begin.fingerprint.version()
+    {
+        let old = legacy();
+        if old == record.fingerprint {
+            begin.fingerprint = old;
+            outcome = store.begin(begin).await;
+        }
+    }
     *lookup_ms = timed.elapsed().as_secs_f64() * 1000.0;
     let Some(wait) = wait else {
         return outcome;

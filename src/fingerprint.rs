@@ -6,29 +6,48 @@
 //! meaning, stored next to the idempotency record so that a reused key with a
 //! different request can be detected and refused.
 //!
-//! Fingerprints are versioned (`v1:<64 hex digits>`) so that the hashed
+//! Fingerprints are versioned (`v2:<64 hex digits>`) so that the hashed
 //! framing can evolve without old stored records being silently compared
 //! against an incompatible new hash.
+//!
+//! # Versions
+//!
+//! - `v2` (HTTP requests, this release): query values of one name keep their
+//!   order (`?tag=a&tag=b` is not `?tag=b&tag=a`), and JSON numbers are compared
+//!   by their exact decimal value, so `0.1` and `0.10000000000000001`, or two
+//!   integers beyond 64 bits, are different requests.
+//! - `v1` (HTTP requests of the first release; event payloads): query pairs
+//!   sorted by name and value, numbers through the nearest double. Kept so a
+//!   record written by the first release is still recognised by a retry (the
+//!   layer compares it with the request's `v1` fingerprint), and for event
+//!   payloads, whose numbers are already doubles or 64-bit integers once the
+//!   runtime has parsed them, so `v1` is exact for them.
 
 use std::fmt;
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::canonical_json::{CanonicalJsonError, canonicalize};
+use crate::canonical_json::{CanonicalJsonError, canonicalize, canonicalize_v1};
 
 /// Version prefix of fingerprints produced by [`Fingerprint::v1`] and
 /// [`Fingerprint::of_json_value`].
 const V1: &str = "v1";
 
+/// Version prefix of fingerprints produced by [`Fingerprint::v2`].
+const V2: &str = "v2";
+
 /// Domain separation tag for HTTP request fingerprints (v1 framing).
 const V1_REQUEST_DOMAIN: &[u8] = b"lambda-idempotency/fingerprint/v1";
+
+/// Domain separation tag for HTTP request fingerprints (v2 framing).
+const V2_REQUEST_DOMAIN: &[u8] = b"lambda-idempotency/fingerprint/v2";
 
 /// Domain separation tag for event payload fingerprints (v1 framing), so an
 /// event can never hash like an HTTP request.
 const V1_EVENT_DOMAIN: &[u8] = b"lambda-idempotency/fingerprint/v1/event";
 
-/// Body tags of the v1 framing: they make "no body", "canonical JSON" and
+/// Body tags of the v1 and v2 framings: they make "no body", "canonical JSON" and
 /// "opaque bytes" distinct even when the bytes that follow are equal.
 const BODY_EMPTY: u8 = 0;
 const BODY_CANONICAL_JSON: u8 = 1;
@@ -37,7 +56,7 @@ const BODY_RAW: u8 = 2;
 /// A versioned hash of a request, stored with an idempotency record so that
 /// reuse of an idempotency key for a different request can be detected.
 ///
-/// Its text form is the version (`v1`), a colon, and 64 lowercase hex digits
+/// Its text form is the version (`v2`), a colon, and 64 lowercase hex digits
 /// of a SHA-256 digest. Compare fingerprints with `==`; two fingerprints with
 /// different versions are never equal, even for the same request.
 ///
@@ -47,14 +66,14 @@ const BODY_RAW: u8 = 2;
 /// use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
 ///
 /// let query = vec![("page".to_owned(), "2".to_owned())];
-/// let a = Fingerprint::v1(&FingerprintInput {
+/// let a = Fingerprint::v2(&FingerprintInput {
 ///     method: "post",
 ///     path: "/orders",
 ///     query: &query,
 ///     body: br#"{"sku": "x", "qty": 2}"#,
 ///     body_kind: BodyKind::Json,
 /// });
-/// let b = Fingerprint::v1(&FingerprintInput {
+/// let b = Fingerprint::v2(&FingerprintInput {
 ///     method: "POST",
 ///     path: "/orders",
 ///     query: &query,
@@ -62,8 +81,8 @@ const BODY_RAW: u8 = 2;
 ///     body_kind: BodyKind::Json,
 /// });
 /// assert_eq!(a, b);
-/// assert_eq!(a.version(), "v1");
-/// assert_eq!(a.as_str().len(), "v1:".len() + 64);
+/// assert_eq!(a.version(), "v2");
+/// assert_eq!(a.as_str().len(), "v2:".len() + 64);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint(String);
@@ -93,9 +112,10 @@ pub struct FingerprintInput<'a> {
     pub method: &'a str,
     /// Request path, compared exactly.
     pub path: &'a str,
-    /// Query parameters as (name, value) pairs. Their order does not matter;
-    /// repeated pairs are kept and counted. Pass them consistently either
-    /// decoded or encoded.
+    /// Query parameters as (name, value) pairs. The order of different names
+    /// does not matter; the values of one name keep their order in `v2`
+    /// (`?tag=a&tag=b` is not `?tag=b&tag=a`), and repeated pairs are kept and
+    /// counted. Pass them consistently either decoded or encoded.
     pub query: &'a [(String, String)],
     /// Request body bytes (after any transport encoding such as base64 has
     /// been undone).
@@ -105,16 +125,18 @@ pub struct FingerprintInput<'a> {
 }
 
 impl Fingerprint {
-    /// The version produced by this library's current fingerprint functions,
-    /// for comparing against [`Fingerprint::version`] of stored values.
-    pub const CURRENT_VERSION: &'static str = V1;
+    /// The version produced by this library's HTTP fingerprint functions
+    /// ([`Fingerprint::v2`]), for comparing against [`Fingerprint::version`] of
+    /// stored values.
+    pub const CURRENT_VERSION: &'static str = V2;
 
-    /// Fingerprints an HTTP request with the v1 framing, so that retries of
+    /// Fingerprints an HTTP request with the v2 framing, so that retries of
     /// the same request match and any meaningful change does not.
     ///
-    /// The method is uppercased (ASCII), query pairs are sorted, and a JSON
-    /// body is canonicalised (RFC 8785) unless `body_kind` is
-    /// [`BodyKind::Raw`] or the body is not valid JSON.
+    /// The method is uppercased (ASCII); query pairs are ordered by name, the
+    /// values of one name keeping their order; a JSON body is canonicalised
+    /// (RFC 8785 with exact numbers, see [`crate::canonical_json`]) unless
+    /// `body_kind` is [`BodyKind::Raw`] or the body is not valid JSON.
     ///
     /// # Examples
     ///
@@ -128,30 +150,23 @@ impl Fingerprint {
     ///     body,
     ///     body_kind: BodyKind::Auto,
     /// };
-    /// let a = Fingerprint::v1(&request(br#"{"amount": 100, "currency": "EUR"}"#));
-    /// let b = Fingerprint::v1(&request(br#"{"currency":"EUR","amount":100}"#));
-    /// let c = Fingerprint::v1(&request(br#"{"currency":"EUR","amount":101}"#));
+    /// let a = Fingerprint::v2(&request(br#"{"amount": 100, "currency": "EUR"}"#));
+    /// let b = Fingerprint::v2(&request(br#"{"currency":"EUR","amount":100.0}"#));
+    /// let c = Fingerprint::v2(&request(br#"{"currency":"EUR","amount":100.00000000000001}"#));
     /// assert_eq!(a, b);
     /// assert_ne!(a, c);
     /// ```
     #[must_use]
-    pub fn v1(input: &FingerprintInput<'_>) -> Fingerprint {
-        let mut message = Framer::new(V1_REQUEST_DOMAIN);
-        message.request_head(input);
-        let canonical = match input.body_kind {
-            BodyKind::Raw => None,
-            BodyKind::Json | BodyKind::Auto => canonicalize(input.body).ok(),
-        };
-        message.body(input.body, canonical.as_deref());
-        message.finish()
+    pub fn v2(input: &FingerprintInput<'_>) -> Fingerprint {
+        Framing::V2.lenient(input)
     }
 
-    /// Like [`Fingerprint::v1`], but a body declared JSON ([`BodyKind::Json`])
+    /// Like [`Fingerprint::v2`], but a body declared JSON ([`BodyKind::Json`])
     /// must be JSON: a non-empty body that cannot be canonicalised (invalid
     /// syntax or UTF-8, nesting 128 levels deep or more, a duplicate member name)
     /// is refused rather than hashed byte for byte. [`BodyKind::Auto`] still
     /// falls back to the raw bytes, and an empty body is "no body" whatever its
-    /// kind. When it succeeds, the fingerprint equals [`Fingerprint::v1`]'s.
+    /// kind. When it succeeds, the fingerprint equals [`Fingerprint::v2`]'s.
     ///
     /// # Errors
     ///
@@ -172,25 +187,36 @@ impl Fingerprint {
     ///     body_kind,
     /// };
     /// let ok = input(br#"{"sku": "x"}"#, BodyKind::Json);
-    /// assert_eq!(Fingerprint::try_v1(&ok)?, Fingerprint::v1(&ok));
+    /// assert_eq!(Fingerprint::try_v2(&ok)?, Fingerprint::v2(&ok));
     ///
     /// let broken = input(br#"{"sku": "x""#, BodyKind::Json);
-    /// assert!(matches!(Fingerprint::try_v1(&broken), Err(CanonicalJsonError::Invalid(_))));
+    /// assert!(matches!(Fingerprint::try_v2(&broken), Err(CanonicalJsonError::Invalid(_))));
     /// // Without a declared content type, a non-JSON body is opaque bytes.
-    /// assert!(Fingerprint::try_v1(&input(br#"{"sku": "x""#, BodyKind::Auto)).is_ok());
+    /// assert!(Fingerprint::try_v2(&input(br#"{"sku": "x""#, BodyKind::Auto)).is_ok());
     /// # Ok::<(), CanonicalJsonError>(())
     /// ```
+    pub fn try_v2(input: &FingerprintInput<'_>) -> Result<Fingerprint, CanonicalJsonError> {
+        Framing::V2.strict(input)
+    }
+
+    /// The first release's HTTP fingerprint (`v1`): query pairs sorted by name
+    /// and value, and JSON numbers through the nearest double. Kept to recognise
+    /// records that release wrote; new records use [`Fingerprint::v2`], which
+    /// tells apart requests `v1` confuses.
+    #[must_use]
+    pub fn v1(input: &FingerprintInput<'_>) -> Fingerprint {
+        Framing::V1.lenient(input)
+    }
+
+    /// [`Fingerprint::v1`], refusing a declared-JSON body that is not JSON (see
+    /// [`Fingerprint::try_v2`]).
+    ///
+    /// # Errors
+    ///
+    /// The canonicaliser's [`CanonicalJsonError`] for a `Json` body that is not
+    /// strict JSON.
     pub fn try_v1(input: &FingerprintInput<'_>) -> Result<Fingerprint, CanonicalJsonError> {
-        let mut message = Framer::new(V1_REQUEST_DOMAIN);
-        message.request_head(input);
-        let canonical = match input.body_kind {
-            BodyKind::Raw => None,
-            BodyKind::Auto => canonicalize(input.body).ok(),
-            BodyKind::Json if input.body.is_empty() => None,
-            BodyKind::Json => Some(canonicalize(input.body)?),
-        };
-        message.body(input.body, canonical.as_deref());
-        Ok(message.finish())
+        Framing::V1.strict(input)
     }
 
     /// Fingerprints an event payload (for handlers that are not HTTP), so
@@ -199,7 +225,9 @@ impl Fingerprint {
     /// The value is serialised and canonicalised (RFC 8785); should that fail
     /// (for example nesting deeper than the canonicaliser accepts), the
     /// serialised bytes are hashed instead. Uses its own domain tag, so an
-    /// event fingerprint never equals an HTTP request fingerprint.
+    /// event fingerprint never equals an HTTP request fingerprint. Its version is
+    /// `v1`: a parsed payload's numbers are doubles or 64-bit integers, which `v1`
+    /// already compares exactly.
     ///
     /// # Examples
     ///
@@ -217,8 +245,8 @@ impl Fingerprint {
         // numbers are finite); an empty body is a safe fallback regardless.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         let mut message = Framer::new(V1_EVENT_DOMAIN);
-        message.body(&bytes, canonicalize(&bytes).ok().as_deref());
-        message.finish()
+        message.body(&bytes, canonicalize_v1(&bytes).ok().as_deref());
+        message.finish(V1)
     }
 
     /// Wraps a fingerprint read back from storage, so it can be compared
@@ -235,7 +263,7 @@ impl Fingerprint {
         &self.0
     }
 
-    /// The version prefix (the text before the first `:`, e.g. `"v1"`), so
+    /// The version prefix (the text before the first `:`, e.g. `"v2"`), so
     /// callers can tell a fingerprint made by an older framing from a
     /// mismatching request. Empty if the stored text has no `:`.
     #[must_use]
@@ -250,18 +278,75 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// Builds the hashed message of the v1 framing.
+/// The HTTP request framings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    V1,
+    V2,
+}
+
+impl Framing {
+    fn canonical(self, body: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
+        match self {
+            Self::V1 => canonicalize_v1(body),
+            Self::V2 => canonicalize(body),
+        }
+    }
+
+    fn head(self, input: &FingerprintInput<'_>) -> Framer {
+        let (domain, by_name_only) = match self {
+            Self::V1 => (V1_REQUEST_DOMAIN, false),
+            Self::V2 => (V2_REQUEST_DOMAIN, true),
+        };
+        let mut message = Framer::new(domain);
+        message.request_head(input, by_name_only);
+        message
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Self::V1 => V1,
+            Self::V2 => V2,
+        }
+    }
+
+    /// A body that is not JSON is hashed as bytes.
+    fn lenient(self, input: &FingerprintInput<'_>) -> Fingerprint {
+        let mut message = self.head(input);
+        let canonical = match input.body_kind {
+            BodyKind::Raw => None,
+            BodyKind::Json | BodyKind::Auto => self.canonical(input.body).ok(),
+        };
+        message.body(input.body, canonical.as_deref());
+        message.finish(self.version())
+    }
+
+    /// A body declared JSON must be JSON.
+    fn strict(self, input: &FingerprintInput<'_>) -> Result<Fingerprint, CanonicalJsonError> {
+        let mut message = self.head(input);
+        let canonical = match input.body_kind {
+            BodyKind::Raw => None,
+            BodyKind::Auto => self.canonical(input.body).ok(),
+            BodyKind::Json if input.body.is_empty() => None,
+            BodyKind::Json => Some(self.canonical(input.body)?),
+        };
+        message.body(input.body, canonical.as_deref());
+        Ok(message.finish(self.version()))
+    }
+}
+
+/// Builds the hashed message of a framing.
 ///
 /// Every variable-length field is preceded by its length as a u64 big-endian
 /// integer, and the number of query pairs is written before the pairs, so the
 /// message can be split back into its fields in exactly one way: no two
 /// different inputs produce the same message.
 ///
-/// IMPORTANT: the framing is pinned by `tests::known_vector`. Any change to
-/// what is hashed or how it is framed must come with a new version prefix
-/// (and new domain tags), otherwise fingerprints stored by older releases
-/// would be compared against incompatible new ones and retries would be
-/// refused as "different request".
+/// IMPORTANT: the framings are pinned by `tests::known_vector` and
+/// `tests::known_vector_v2`. Any change to what is hashed or how it is framed
+/// must come with a new version prefix (and new domain tags), otherwise
+/// fingerprints stored by older releases would be compared against
+/// incompatible new ones and retries would be refused as "different request".
 struct Framer {
     hasher: Sha256,
 }
@@ -286,8 +371,10 @@ impl Framer {
         self.hasher.update(bytes);
     }
 
-    /// Writes the method, path and query pairs (sorted) of a request.
-    fn request_head(&mut self, input: &FingerprintInput<'_>) {
+    /// Writes the method, path and query pairs of a request: sorted by name only
+    /// (a stable sort, so one name's values keep their order) or, in `v1`, by name
+    /// and value.
+    fn request_head(&mut self, input: &FingerprintInput<'_>, by_name_only: bool) {
         self.field(input.method.to_ascii_uppercase().as_bytes());
         self.field(input.path.as_bytes());
 
@@ -296,7 +383,11 @@ impl Framer {
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
-        query.sort_unstable();
+        if by_name_only {
+            query.sort_by(|a, b| a.0.cmp(b.0));
+        } else {
+            query.sort_unstable();
+        }
         self.length(query.len());
         for (name, value) in query {
             self.field(name.as_bytes());
@@ -319,10 +410,10 @@ impl Framer {
         }
     }
 
-    fn finish(self) -> Fingerprint {
+    fn finish(self, version: &str) -> Fingerprint {
         let digest = self.hasher.finalize();
-        let mut text = String::with_capacity(V1.len() + 1 + 2 * digest.len());
-        text.push_str(V1);
+        let mut text = String::with_capacity(version.len() + 1 + 2 * digest.len());
+        text.push_str(version);
         text.push(':');
         for byte in &digest {
             // Writing to a String cannot fail.
@@ -436,6 +527,39 @@ mod tests {
     }
 
     #[test]
+    fn known_vector_v2_matches_manual_framing() {
+        // The v2 framing by hand: its own domain tag, pairs ordered by name only
+        // (`a` keeps `2` before `1`), exact numbers in the canonical body.
+        fn field(message: &mut Vec<u8>, bytes: &[u8]) {
+            message.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            message.extend_from_slice(bytes);
+        }
+        let mut message = Vec::new();
+        field(&mut message, b"lambda-idempotency/fingerprint/v2");
+        field(&mut message, b"POST");
+        field(&mut message, b"/p");
+        message.extend_from_slice(&3u64.to_be_bytes());
+        for (name, value) in [("a", "2"), ("a", "1"), ("b", "")] {
+            field(&mut message, name.as_bytes());
+            field(&mut message, value.as_bytes());
+        }
+        message.push(1);
+        field(&mut message, br#"{"n":0.10000000000000001}"#);
+        let digest = Sha256::digest(&message);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+
+        let q = query(&[("b", ""), ("a", "2"), ("a", "1")]);
+        let computed = Fingerprint::v2(&FingerprintInput {
+            method: "post",
+            path: "/p",
+            query: &q,
+            body: br#"{ "n": 0.100000000000000010 }"#,
+            body_kind: BodyKind::Json,
+        });
+        assert_eq!(computed.as_str(), format!("v2:{hex}"));
+    }
+
+    #[test]
     fn text_format() {
         let f = json("{}");
         let text = f.as_str();
@@ -447,7 +571,7 @@ mod tests {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         );
         assert_eq!(f.version(), "v1");
-        assert_eq!(f.version(), Fingerprint::CURRENT_VERSION);
+        assert_eq!(Fingerprint::CURRENT_VERSION, "v2");
         assert_eq!(f.to_string(), text);
     }
 
@@ -499,6 +623,81 @@ mod tests {
             json(r#"{"amount":9007199254740993}"#),
             json(r#"{"amount":9007199254740992}"#)
         );
+    }
+
+    /// Pins the v2 framing, like [`known_vector`] pins v1.
+    #[test]
+    fn known_vector_v2() {
+        let q = query(&[("b", "2"), ("a", "1"), ("a", "0")]);
+        let input = FingerprintInput {
+            method: "post",
+            path: "/v1/orders",
+            query: &q,
+            body: br#"{ "qty": 2, "sku": "ABC-1", "price": 12.50 }"#,
+            body_kind: BodyKind::Json,
+        };
+        assert_eq!(
+            Fingerprint::v2(&input).as_str(),
+            "v2:cb4bbf1bc1c2093885a87e53abe67de12f366cf4d90d0f7eaf534a13e23b8913"
+        );
+    }
+
+    #[test]
+    fn v2_keeps_the_order_of_one_names_values_and_ignores_the_order_of_names() {
+        let v2 = |q: &[(&str, &str)]| {
+            let q = query(q);
+            Fingerprint::v2(&FingerprintInput {
+                method: "GET",
+                path: "/x",
+                query: &q,
+                body: b"",
+                body_kind: BodyKind::Auto,
+            })
+        };
+        assert_ne!(
+            v2(&[("tag", "a"), ("tag", "b")]),
+            v2(&[("tag", "b"), ("tag", "a")])
+        );
+        assert_ne!(
+            v2(&[("amount", "100"), ("amount", "5")]),
+            v2(&[("amount", "5"), ("amount", "100")])
+        );
+        assert_eq!(
+            v2(&[("a", "1"), ("b", "2"), ("a", "0")]),
+            v2(&[("b", "2"), ("a", "1"), ("a", "0")])
+        );
+        assert_ne!(v2(&[("a", "1")]), v2(&[("a", "1"), ("a", "1")]));
+    }
+
+    #[test]
+    fn v2_compares_json_numbers_by_exact_value() {
+        let v2 = |body: &str| {
+            Fingerprint::v2(&FingerprintInput {
+                method: "POST",
+                path: "/payments",
+                query: &[],
+                body: body.as_bytes(),
+                body_kind: BodyKind::Json,
+            })
+        };
+        for (a, b) in [
+            ("18446744073709551616", "18446744073709551617"),
+            ("9007199254740993.0", "9007199254740992"),
+            ("0.1", "0.10000000000000001"),
+            ("1e400", "1e401"),
+        ] {
+            let (a, b) = (
+                format!(r#"{{"amount":{a}}}"#),
+                format!(r#"{{"amount":{b}}}"#),
+            );
+            assert_ne!(v2(&a), v2(&b), "{a} vs {b}");
+            // v1 confused them (numbers through a double): that is why v2 exists.
+            if !a.contains("e40") {
+                assert_eq!(json(&a), json(&b), "v1: {a} vs {b}");
+            }
+        }
+        assert_eq!(v2(r#"{"amount":1.0}"#), v2(r#"{"amount":1}"#));
+        assert_eq!(v2(r#"{"amount":1.50}"#), v2(r#"{"amount":15e-1}"#));
     }
 
     #[test]

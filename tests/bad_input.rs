@@ -352,7 +352,7 @@ fn corpus() -> Vec<Case> {
         ("unquoted member name", "{sku:1}".into()),
         ("NaN", "NaN".into()),
         ("leading zero", "01".into()),
-        ("number out of range", "1e400".into()),
+        ("exponent out of range", "1e1000000000".into()),
         ("lone surrogate escape", r#""\ud800""#.into()),
         ("duplicate member name", r#"{"qty":1,"qty":2}"#.into()),
         (

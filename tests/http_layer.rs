@@ -2591,3 +2591,133 @@ fn the_lease_is_the_deadline_plus_the_margin_and_the_max_lease_only_without_one(
         "{err:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// 21. Fingerprints that match only for the same request
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bodies_differing_only_in_an_amount_are_different_requests() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
+    for (i, (first, second)) in [
+        ("18446744073709551616", "18446744073709551617"),
+        ("9007199254740993.0", "9007199254740992"),
+        ("0.1", "0.10000000000000001"),
+        ("-12345678901234567890.5", "-12345678901234567890.50001"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("amount-{i}");
+        let body = |amount: &str| format!(r#"{{"amount": {amount}, "currency": "EUR"}}"#);
+        let event = |amount: &str| Event::refund().key(&key).body(&body(amount));
+        let response = send(&mut service, event(first).request()).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{first}");
+        let response = send(&mut service, event(second).request()).await;
+        problem(&response, 409, "key-reused");
+        // The same value spelt another way is the same request.
+        let same = send(&mut service, event(&format!("{first}e0")).request()).await;
+        assert!(replayed(&same), "{first}e0");
+    }
+    assert_eq!(calls.count(), 4);
+}
+
+#[tokio::test]
+async fn repeated_query_values_in_another_order_are_another_request() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
+    let with_query = |key: &str, query: &str| Event::refund().key(key).raw_query(query).request();
+
+    send(&mut service, with_query("tags", "tag=a&tag=b")).await;
+    problem(
+        &send(&mut service, with_query("tags", "tag=b&tag=a")).await,
+        409,
+        "key-reused",
+    );
+    send(&mut service, with_query("amounts", "amount=100&amount=5")).await;
+    problem(
+        &send(&mut service, with_query("amounts", "amount=5&amount=100")).await,
+        409,
+        "key-reused",
+    );
+    // Different names in another order are still the same request.
+    send(&mut service, with_query("names", "a=1&b=2&a=0")).await;
+    assert!(replayed(
+        &send(&mut service, with_query("names", "b=2&a=1&a=0")).await
+    ));
+    assert_eq!(calls.count(), 3);
+}
+
+/// A record written by the first release carries a `v1` fingerprint: a retry of the
+/// same request still replays it (and a different request is still a conflict), so
+/// upgrading never turns a client's retry into a 409 or a second execution.
+#[tokio::test]
+async fn a_record_written_by_the_first_release_is_still_recognised() {
+    use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
+
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = layer(&clock, &store).layer(handler(&calls, |run, _: &Request| created(run)));
+    let query = vec![
+        ("b".to_owned(), "2".to_owned()),
+        ("a".to_owned(), "1".to_owned()),
+    ];
+    let body = r#"{"amount": 100.50, "currency": "EUR"}"#;
+    // As the first release fingerprinted this request.
+    let v1 = Fingerprint::v1(&FingerprintInput {
+        method: "POST",
+        path: "/orders/o-1/refunds",
+        query: &query,
+        body: body.as_bytes(),
+        body_kind: BodyKind::Json,
+    });
+    let stored = StoredResponse::capture(
+        &Response::builder()
+            .status(201)
+            .body(Body::from(r#"{"refundId":"r-old"}"#))
+            .unwrap(),
+        |_| false,
+    );
+    for (key, status) in [
+        ("old-done", Status::Completed),
+        ("old-failed", Status::Errored),
+    ] {
+        store.insert_raw(Record {
+            partition_key: scope(REFUND, ANONYMOUS, key).partition_key().to_owned(),
+            status,
+            fingerprint: v1.clone(),
+            lease_token: LeaseToken::generate(),
+            lease_expires_at_ms: T0 - MINUTE_MS,
+            expires_at: T0 / 1000 + 3600,
+            response: (status == Status::Completed).then(|| stored.encode()),
+            response_omitted: None,
+            created_at_ms: T0 - 2 * MINUTE_MS,
+            updated_at_ms: T0 - MINUTE_MS,
+            route: REFUND.into(),
+            actor: ANONYMOUS.into(),
+            key: key.into(),
+        });
+    }
+    let event = |key: &str| Event::refund().key(key).raw_query("b=2&a=1").body(body);
+
+    let replay = send(&mut service, event("old-done").request()).await;
+    assert!(replayed(&replay));
+    assert_eq!(text(&replay), r#"{"refundId":"r-old"}"#);
+    let other = event("old-done").body(r#"{"amount": 7, "currency": "EUR"}"#);
+    problem(
+        &send(&mut service, other.request()).await,
+        409,
+        "key-reused",
+    );
+    assert_eq!(calls.count(), 0);
+
+    // An ERRORED v1 record is taken over by the same request, which runs again.
+    let retry = send(&mut service, event("old-failed").request()).await;
+    assert_eq!(text(&retry), r#"{"refundId":"r-1"}"#);
+    assert_eq!(calls.count(), 1);
+    let again = send(&mut service, event("old-failed").request()).await;
+    assert!(replayed(&again));
+}

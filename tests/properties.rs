@@ -387,6 +387,157 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------
+// Numbers in fingerprints: equal values match, different values never do
+// ---------------------------------------------------------------------------------
+
+/// A JSON number: sign, significant digits, a decimal point somewhere (or none),
+/// an exponent (or none). Exponents stay within ±400 so the oracle's arithmetic
+/// stays small.
+fn json_number() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        "[0-9]{1,24}",
+        0usize..26,
+        prop::option::of(-400i32..400),
+        any::<bool>(),
+    )
+        .prop_map(|(negative, digits, point, exponent, upper)| {
+            number_text(negative, &digits, point, exponent, upper)
+        })
+}
+
+/// Writes `digits` with the decimal point after `point` digits, as JSON allows it
+/// (no leading zeros in the integer part, at least one digit after a point).
+fn number_text(
+    negative: bool,
+    digits: &str,
+    point: usize,
+    exponent: Option<i32>,
+    upper: bool,
+) -> String {
+    let point = point.min(digits.len());
+    let (int, frac) = digits.split_at(point);
+    let int = int.trim_start_matches('0');
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if let Some(e) = exponent {
+        out.push(if upper { 'E' } else { 'e' });
+        out.push_str(&e.to_string());
+    }
+    out
+}
+
+/// Pairs of numbers that are often equal in value but spelt differently, or differ
+/// in one place: the pairs a lossy comparison gets wrong.
+fn number_pair() -> impl Strategy<Value = (String, String)> {
+    let respelt = (
+        any::<bool>(),
+        "[1-9][0-9]{0,22}",
+        0usize..24,
+        -30i32..30,
+        0usize..4,
+    )
+        .prop_map(|(negative, digits, point, exponent, zeros)| {
+            // The same value: the point moved right by `shift` and the exponent down.
+            let a = number_text(negative, &digits, point, Some(exponent), false);
+            let padded = format!("{digits}{}", "0".repeat(zeros));
+            let shift = 1.min(padded.len() - point.min(padded.len()));
+            let b = number_text(
+                negative,
+                &padded,
+                point + shift,
+                Some(exponent - i32::try_from(shift).unwrap()),
+                true,
+            );
+            (a, b)
+        });
+    let nudged = (
+        any::<bool>(),
+        "[1-9][0-9]{15,22}",
+        0usize..24,
+        prop::option::of(-20i32..20),
+    )
+        .prop_map(|(negative, digits, point, exponent)| {
+            // One unit in the last place apart: below a double's precision.
+            let mut other = digits.clone().into_bytes();
+            let last = other.len() - 1;
+            other[last] = if other[last] == b'9' {
+                b'8'
+            } else {
+                other[last] + 1
+            };
+            let other = String::from_utf8(other).unwrap();
+            (
+                number_text(negative, &digits, point, exponent, false),
+                number_text(negative, &other, point, exponent, false),
+            )
+        });
+    prop_oneof![
+        (json_number(), json_number()),
+        respelt,
+        nudged,
+        Just((
+            "18446744073709551616".to_owned(),
+            "18446744073709551617".to_owned()
+        )),
+        Just((
+            "9007199254740993.0".to_owned(),
+            "9007199254740992".to_owned()
+        )),
+        Just(("0.1".to_owned(), "0.10000000000000001".to_owned())),
+        Just(("1.0".to_owned(), "1".to_owned())),
+        Just(("-0".to_owned(), "0.0e7".to_owned())),
+    ]
+}
+
+fn amount_fingerprint(number: &str) -> Fingerprint {
+    use lambda_idempotency::fingerprint::{BodyKind, FingerprintInput};
+    let body = format!(r#"{{"amount":{number},"currency":"EUR"}}"#);
+    Fingerprint::try_v2(&FingerprintInput {
+        method: "POST",
+        path: "/payments",
+        query: &[],
+        body: body.as_bytes(),
+        body_kind: BodyKind::Json,
+    })
+    .unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+proptest! {
+    #![proptest_config(config(1024))]
+
+    /// The fingerprints of two amounts are equal exactly when the amounts are
+    /// (compared by an independent arbitrary-precision decimal), and the canonical
+    /// text keeps the value.
+    #[test]
+    fn two_amounts_share_a_fingerprint_exactly_when_their_values_are_equal(
+        (a, b) in number_pair(),
+    ) {
+        use std::str::FromStr;
+        let (x, y) = (
+            bigdecimal::BigDecimal::from_str(&a).unwrap(),
+            bigdecimal::BigDecimal::from_str(&b).unwrap(),
+        );
+        prop_assert_eq!(
+            amount_fingerprint(&a) == amount_fingerprint(&b),
+            x == y,
+            "{} vs {}", a, b
+        );
+        for (text, value) in [(&a, &x), (&b, &y)] {
+            let canonical = String::from_utf8(canon(text.as_bytes())).unwrap();
+            prop_assert_eq!(&bigdecimal::BigDecimal::from_str(&canonical).unwrap(), value, "{} -> {}", text, canonical);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Stored responses
 // ---------------------------------------------------------------------------------
 

@@ -16,37 +16,45 @@
 //!   `\b`, `\f`, `\n`, `\r`, `\t`, other control characters below U+0020 as
 //!   `\u00xx` with lowercase hex, everything else (including `/`, U+007F and
 //!   all non-ASCII characters) literally as UTF-8;
-//! * non-integer numbers (and integers written with a fraction or exponent,
-//!   or too large for 64 bits) formatted like ECMAScript
-//!   `Number.prototype.toString`, as RFC 8785 section 3.2.2.3 requires
-//!   (`-0` becomes `0`, `1E30` becomes `1e+30`, `4.50` becomes `4.5`).
+//! * numbers written as their exact decimal value in the layout of ECMAScript's
+//!   `Number.prototype.toString` (`-0` becomes `0`, `1E30` becomes `1e+30`,
+//!   `4.50` becomes `4.5`, `1e20` becomes `100000000000000000000`), see below.
 //!
 //! Input that is not strict JSON is rejected rather than guessed at: invalid
 //! UTF-8, lone surrogate escapes, trailing data, nesting of 128 levels or more
 //! (an error, never a stack overflow; the limit is `serde_json`'s, which the
-//! first implementation used), and objects with duplicate member names (RFC 8785 relies on I-JSON, which
-//! forbids them; accepting them would make "which value wins" ambiguous).
+//! first implementation used), objects with duplicate member names (RFC 8785 relies on I-JSON, which
+//! forbids them; accepting them would make "which value wins" ambiguous), and
+//! numbers whose exponent is beyond ±999,999,999.
 //!
-//! # Deliberate deviation from RFC 8785: large integers
+//! # Deliberate deviation from RFC 8785: exact numbers
 //!
 //! Strict JCS converts every number to an IEEE 754 double, so two different
-//! integers above 2^53 (for example two amounts of money in minor units) can
-//! round to the same double and thus to the same canonical text. That would
-//! let two different requests share a fingerprint. This module therefore
-//! writes integers that are written without fraction or exponent and fit in
-//! `u64` / `i64` as their exact decimal digits. For magnitudes up to 2^53 this
-//! is identical to JCS; above that it differs from JCS (JCS would print the
-//! rounded double). A consequence is that `9007199254740993` and
-//! `9007199254740993.0` canonicalise differently; that can only cause a false
-//! "different request", never a false "same request". Integers too large for
-//! 64 bits are treated as doubles, exactly as in JCS.
+//! amounts can round to the same double and thus to the same canonical text:
+//! `0.1` and `0.10000000000000001`, `9007199254740993.0` and `9007199254740992`,
+//! or two integers beyond 64 bits. A handler that parses them as `u128`,
+//! `rust_decimal` or `serde_json` with `arbitrary_precision` sees different
+//! amounts, so they must never share a fingerprint. This module therefore writes
+//! every number's exact decimal value: its significant digits (no leading or
+//! trailing zeros) placed as ECMAScript would place a double's shortest digits.
+//! Equal values get equal text (`1`, `1.0`, `10e-1`), different values
+//! different text. For every number that is already the shortest spelling of a
+//! double (which is how `serde_json` and JavaScript write them) the output is
+//! JCS's, byte for byte; `333333333.33333329` stays itself where JCS writes
+//! `333333333.3333333`.
 //!
-//! # Number parsing precision
+//! The first release wrote numbers through a double (integers up to 64 bits
+//! excepted); that form is kept as `canonicalize_v1` (crate-internal) for the
+//! `v1` fingerprints of records written then, and for keys hashed from event
+//! payloads, which must never change.
 //!
-//! Every number that is not an exact 64-bit integer is read from its literal
-//! text with Rust's correctly rounding [`str::parse::<f64>`](str::parse), so
-//! RFC 8785's own example `333333333.33333329` comes out right (a parser that
-//! rounds one unit in the last place away would not).
+//! # Number parsing precision (the `v1` form)
+//!
+//! In the `v1` form every number that is not an exact 64-bit integer is read
+//! from its literal text with Rust's correctly rounding
+//! [`str::parse::<f64>`](str::parse), so RFC 8785's own example
+//! `333333333.33333329` comes out right (a parser that rounds one unit in the
+//! last place away would not).
 //!
 //! # How it runs
 //!
@@ -84,16 +92,19 @@ pub enum CanonicalJsonError {
     DuplicateKey(String),
 }
 
-/// Parses `input` as a single JSON text and returns its RFC 8785 canonical
-/// serialisation, so that semantically equal documents hash identically.
+/// Parses `input` as a single JSON text and returns its canonical serialisation
+/// (RFC 8785, with numbers kept exact), so that semantically equal documents hash
+/// identically and different ones never do.
 ///
 /// See the [module documentation](self) for the exact rules, including the
-/// deliberate deviation for integers above 2^53.
+/// deliberate deviation for numbers: every number is written as its exact decimal
+/// value in ECMAScript's layout, never rounded through a double.
 ///
 /// # Errors
 ///
 /// Returns [`CanonicalJsonError`] if `input` is not valid JSON, nests too
-/// deeply, or contains an object with duplicate member names.
+/// deeply, contains an object with duplicate member names, or a number whose
+/// exponent is beyond ±999,999,999.
 ///
 /// # Examples
 ///
@@ -105,9 +116,34 @@ pub enum CanonicalJsonError {
 /// assert_eq!(a, b);
 /// assert_eq!(a, br#"{"a":"x","b":[1.5,true]}"#);
 ///
+/// // Equal values are equal whatever their spelling; different values never are.
+/// assert_eq!(canonicalize(b"[1.0, 10e-1, 100E-2]").unwrap(), b"[1,1,1]");
+/// assert_ne!(canonicalize(b"0.1").unwrap(), canonicalize(b"0.10000000000000001").unwrap());
+///
 /// assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
 /// ```
 pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
+    canonicalize_with(input, Numbers::Exact)
+}
+
+/// The canonical form of the first release (fingerprint `v1`): numbers that are not
+/// 64-bit integers written as the nearest double, exactly as RFC 8785 says. Kept so
+/// records written by that release can still be compared, and so keys hashed from
+/// event payloads never change.
+pub(crate) fn canonicalize_v1(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
+    canonicalize_with(input, Numbers::Ecmascript)
+}
+
+/// How numbers are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numbers {
+    /// RFC 8785: through the nearest double (64-bit integers kept exact).
+    Ecmascript,
+    /// Their exact decimal value, in ECMAScript's layout.
+    Exact,
+}
+
+fn canonicalize_with(input: &[u8], numbers: Numbers) -> Result<Vec<u8>, CanonicalJsonError> {
     let text = std::str::from_utf8(input).map_err(|e| {
         CanonicalJsonError::Invalid(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })?;
@@ -118,7 +154,9 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
         out: Vec::with_capacity(input.len()),
         members: Vec::with_capacity(16),
         scratch: Vec::new(),
+        digits: Vec::new(),
         duplicate: None,
+        numbers,
     };
     writer.skip_whitespace();
     writer.value(0)?;
@@ -149,8 +187,12 @@ struct Canonicalizer<'a> {
     members: Vec<Member<'a>>,
     /// Reused copy of an object's output while its members are rearranged.
     scratch: Vec<u8>,
+    /// Reused significant digits of the number being written.
+    digits: Vec<u8>,
     /// The first duplicate member name met.
     duplicate: Option<String>,
+    /// How numbers are written.
+    numbers: Numbers,
 }
 
 /// A member already written to `out[start..end]` as `"name":value`.
@@ -459,54 +501,156 @@ impl<'a> Canonicalizer<'a> {
         }
     }
 
-    /// A number token, checked against the JSON grammar. Integers that fit in 64 bits
-    /// are written as they are (the grammar leaves them one spelling), except `-0`;
-    /// every other number goes through a correctly rounded double.
+    /// A number token, checked against the JSON grammar, then written: exactly
+    /// ([`Numbers::Exact`]) or through a double ([`Numbers::Ecmascript`]).
     fn number(&mut self) -> Result<(), CanonicalJsonError> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.pos += 1;
         }
+        let int_start = self.pos;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.skip_digits(),
             _ => return Err(self.eof_or("invalid number")),
         }
-        let mut integer = true;
+        let int_end = self.pos;
+        let mut frac = int_end..int_end;
         if self.peek() == Some(b'.') {
             self.pos += 1;
+            let frac_start = self.pos;
             self.require_digits()?;
-            integer = false;
+            frac = frac_start..self.pos;
         }
+        let mut exponent = None;
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
+            let exp_start = self.pos;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
             self.require_digits()?;
-            integer = false;
+            exponent = Some(exp_start..self.pos);
         }
         let token = self.text.get(start..self.pos).unwrap_or_default();
-        if integer {
-            let fits = token.len() < 19
-                || if negative {
-                    token.parse::<i64>().is_ok()
-                } else {
-                    token.parse::<u64>().is_ok()
-                };
-            if fits {
-                let canonical = if token == "-0" { "0" } else { token };
-                self.out.extend_from_slice(canonical.as_bytes());
-                return Ok(());
+        let integer = frac.is_empty() && exponent.is_none();
+        match self.numbers {
+            // Plain integers of up to 21 digits are already in ECMAScript's layout.
+            Numbers::Exact if integer && int_end - int_start <= 21 => {
+                self.write_integer(token);
+                Ok(())
+            }
+            Numbers::Exact => {
+                let text = self.text;
+                let exponent = exponent.map_or("0", |e| &text[e]);
+                self.write_exact(negative, int_start..int_end, frac, exponent)
+            }
+            Numbers::Ecmascript => {
+                if integer {
+                    let fits = token.len() < 19
+                        || if negative {
+                            token.parse::<i64>().is_ok()
+                        } else {
+                            token.parse::<u64>().is_ok()
+                        };
+                    if fits {
+                        self.write_integer(token);
+                        return Ok(());
+                    }
+                }
+                let value = token
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| self.invalid("number out of range"))?;
+                write_f64(value, &mut self.out)
             }
         }
-        let value = token
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| self.invalid("number out of range"))?;
-        write_f64(value, &mut self.out)
+    }
+
+    /// An integer token as it is: the grammar leaves it one spelling, but for `-0`.
+    fn write_integer(&mut self, token: &str) {
+        let canonical = if token == "-0" { "0" } else { token };
+        self.out.extend_from_slice(canonical.as_bytes());
+    }
+
+    /// Writes the exact value `±int.frac × 10^exponent` in ECMAScript's
+    /// `Number::toString` layout, with all its significant digits instead of the
+    /// shortest ones that round to the same double: `1.50` is `1.5`, `1E30` is
+    /// `1e+30`, `0.10000000000000001` stays itself. Equal values give equal text
+    /// (`1.0`, `10e-1` and `1` are all `1`), different values different text.
+    fn write_exact(
+        &mut self,
+        negative: bool,
+        int: std::ops::Range<usize>,
+        frac: std::ops::Range<usize>,
+        exponent: &str,
+    ) -> Result<(), CanonicalJsonError> {
+        // The significant digits, without leading or trailing zeros.
+        self.digits.clear();
+        self.digits.extend_from_slice(&self.input[int]);
+        self.digits.extend_from_slice(&self.input[frac.clone()]);
+        let leading = self.digits.iter().take_while(|d| **d == b'0').count();
+        if leading == self.digits.len() {
+            self.out.push(b'0'); // any zero, `-0` and `0e5` included
+            return Ok(());
+        }
+        let trailing = self.digits.iter().rev().take_while(|d| **d == b'0').count();
+        self.digits.truncate(self.digits.len() - trailing);
+        self.digits.drain(..leading);
+
+        // value = 0.DIGITS × 10^point
+        let (exp_negative, exp_digits) = match exponent.as_bytes().first() {
+            Some(b'-') => (true, &exponent[1..]),
+            Some(b'+') => (false, &exponent[1..]),
+            _ => (false, exponent),
+        };
+        let exp_digits = exp_digits.trim_start_matches('0');
+        if exp_digits.len() > 9 {
+            return Err(self.invalid("number out of range (exponent beyond 999999999)"));
+        }
+        let mut exp: i64 = exp_digits.parse().unwrap_or(0);
+        if exp_negative {
+            exp = -exp;
+        }
+        // Lengths are at most the input's, far below i64's range.
+        let len = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let k = len(self.digits.len());
+        let point = exp - len(frac.len()) + len(trailing) + k;
+
+        if negative {
+            self.out.push(b'-');
+        }
+        if k <= point && point <= 21 {
+            self.out.extend_from_slice(&self.digits);
+            self.out.extend(std::iter::repeat_n(
+                b'0',
+                (point - k).unsigned_abs() as usize,
+            ));
+        } else if 0 < point && point <= 21 {
+            let (whole, fraction) = self.digits.split_at(point.unsigned_abs() as usize);
+            self.out.extend_from_slice(whole);
+            self.out.push(b'.');
+            self.out.extend_from_slice(fraction);
+        } else if -6 < point && point <= 0 {
+            self.out.extend_from_slice(b"0.");
+            self.out
+                .extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
+            self.out.extend_from_slice(&self.digits);
+        } else {
+            self.out.push(self.digits[0]);
+            if k > 1 {
+                self.out.push(b'.');
+                self.out.extend_from_slice(&self.digits[1..]);
+            }
+            let e = point - 1;
+            self.out.push(b'e');
+            self.out.push(if e < 0 { b'-' } else { b'+' });
+            self.out
+                .extend_from_slice(e.unsigned_abs().to_string().as_bytes());
+        }
+        Ok(())
     }
 
     fn skip_digits(&mut self) {
@@ -676,8 +820,62 @@ mod tests {
         }
     }
 
+    /// The first release's canonical form (`v1`): numbers through the nearest double.
+    fn canon_v1(input: &str) -> String {
+        match canonicalize_v1(input.as_bytes()) {
+            Ok(bytes) => String::from_utf8(bytes).expect("canonical output is UTF-8"),
+            Err(err) => panic!("canonicalize_v1({input:?}) failed: {err}"),
+        }
+    }
+
+    /// A number as RFC 8785 writes it (the `v1` form).
     fn number(input: &str) -> String {
-        canon(input)
+        canon_v1(input)
+    }
+
+    #[test]
+    fn exact_numbers_keep_every_significant_digit_in_ecmascript_layout() {
+        for (input, expected) in [
+            // The report's pairs: different amounts, different text.
+            ("18446744073709551616", "18446744073709551616"),
+            ("18446744073709551617", "18446744073709551617"),
+            ("9007199254740993.0", "9007199254740993"),
+            ("9007199254740992", "9007199254740992"),
+            ("0.1", "0.1"),
+            ("0.10000000000000001", "0.10000000000000001"),
+            ("333333333.33333329", "333333333.33333329"),
+            // Equal values, one text.
+            ("1.0", "1"),
+            ("10e-1", "1"),
+            ("0.1e1", "1"),
+            ("100E-2", "1"),
+            ("-0", "0"),
+            ("-0.000e7", "0"),
+            ("0e-99999", "0"),
+            ("4.50", "4.5"),
+            ("2e-3", "0.002"),
+            ("1E30", "1e+30"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("123456789012345678901", "123456789012345678901"),
+            ("1234567890123456789012", "1.234567890123456789012e+21"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1e-7"),
+            ("-12.3400e-10", "-1.234e-9"),
+            ("1.5e300", "1.5e+300"),
+            ("1e400", "1e+400"),
+            ("-1e-400", "-1e-400"),
+            ("0.000000000000000000000000001", "1e-27"),
+            ("1e+000000000000000000000003", "1000"),
+        ] {
+            assert_eq!(canon(input), expected, "input {input}");
+            assert_eq!(canon(expected), expected, "{expected} is canonical");
+        }
+        assert!(matches!(
+            canonicalize(b"1e1000000000"),
+            Err(CanonicalJsonError::Invalid(_))
+        ));
+        assert_eq!(canon("1e999999999"), "1e+999999999");
     }
 
     #[test]
@@ -688,8 +886,13 @@ mod tests {
             "literals": [null, true, false]
         }"#;
         assert_eq!(
-            canon(input),
+            canon_v1(input),
             r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+        // Exact numbers: only the one that is not the shortest spelling differs.
+        assert_eq!(
+            canon(input),
+            r#"{"literals":[null,true,false],"numbers":[333333333.33333329,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
         );
     }
 
@@ -957,7 +1160,7 @@ mod tests {
             b"Infinity",
             b"01",
             b"1.",
-            b"1e400",
+            b"1e1000000000",
             b"\"\\ud800\"",
             b"\"\\udc00\"",
             b"\"\xff\"",
@@ -973,6 +1176,12 @@ mod tests {
         }
         assert!(matches!(
             canonicalize(b"\xef\xbb\xbf{}"),
+            Err(CanonicalJsonError::Invalid(_))
+        ));
+        // Beyond a double's range: valid JSON with an exact value, but no double.
+        assert_eq!(canon("1e400"), "1e+400");
+        assert!(matches!(
+            canonicalize_v1(b"1e400"),
             Err(CanonicalJsonError::Invalid(_))
         ));
     }
@@ -1023,10 +1232,11 @@ mod tests {
     mod against_the_reference {
         use proptest::prelude::*;
 
-        use super::super::{CanonicalJsonError, canonicalize, reference};
+        use super::super::{CanonicalJsonError, canonicalize, canonicalize_v1, reference};
 
+        /// The reference writes numbers as RFC 8785 does: compare the `v1` form.
         fn same(input: &[u8]) -> Result<(), TestCaseError> {
-            let streaming = canonicalize(input);
+            let streaming = canonicalize_v1(input);
             let tree = reference::canonicalize(input);
             let kind = |r: &Result<Vec<u8>, CanonicalJsonError>| match r {
                 Ok(_) => "ok",
@@ -1124,6 +1334,18 @@ mod tests {
             fn values_written_compactly_or_pretty(value in value()) {
                 same(serde_json::to_string(&value).unwrap().as_bytes())?;
                 same(serde_json::to_string_pretty(&value).unwrap().as_bytes())?;
+            }
+
+            /// serde_json writes every double in its shortest spelling and integers
+            /// exactly: there the exact form is RFC 8785's, byte for byte.
+            #[test]
+            fn exact_numbers_agree_with_rfc_8785_on_shortest_spellings(value in value()) {
+                let text = serde_json::to_string(&value).unwrap();
+                prop_assert_eq!(
+                    canonicalize(text.as_bytes()).ok(),
+                    reference::canonicalize(text.as_bytes()).ok(),
+                    "input {}", text
+                );
             }
 
             #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::canonical_json::canonicalize;
+use crate::canonical_json::canonicalize_v1;
 use crate::fingerprint::Fingerprint;
 use crate::key::IdempotencyKey;
 
@@ -89,7 +89,9 @@ fn usable(text: &str) -> Option<IdempotencyKey> {
 
 fn hashed(value: &Value) -> IdempotencyKey {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
-    let canonical = canonicalize(&bytes).unwrap_or(bytes);
+    // The first release's canonical form, forever: a key must never change, or a
+    // retry would find no record and run again.
+    let canonical = canonicalize_v1(&bytes).unwrap_or(bytes);
     let digest = Sha256::digest(&canonical);
     let mut text = String::with_capacity(7 + 64);
     text.push_str("sha256-");

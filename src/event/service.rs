@@ -150,6 +150,7 @@ where
         deadline,
         &*settings.clock,
         &lease_for,
+        None,
         &mut lookup_ms,
     )
     .await;

@@ -53,8 +53,9 @@ pub(crate) fn key_header(headers: &HeaderMap) -> KeyHeader<'_> {
     }
 }
 
-/// The request's fingerprint: method, path, query (order-independent) and body,
-/// with JSON bodies canonicalised (RFC 8785).
+/// The request's fingerprint ([`Fingerprint::v2`]): method, normalised path, query
+/// (names in any order, one name's values in order) and body, with JSON bodies
+/// canonicalised (RFC 8785, numbers by exact value).
 ///
 /// A body that declares a JSON content type but is not JSON is hashed byte for
 /// byte here; the layer itself refuses such a request (`400`
@@ -63,7 +64,15 @@ pub(crate) fn key_header(headers: &HeaderMap) -> KeyHeader<'_> {
 pub fn fingerprint_of(request: &Request) -> Fingerprint {
     let query = query_of(request);
     let path = normalize_path(request.uri().path());
-    Fingerprint::v1(&input_of(request, &path, &query))
+    Fingerprint::v2(&input_of(request, &path, &query))
+}
+
+/// The request's fingerprint as the first release computed it (`v1`: the raw path,
+/// query pairs sorted by value too, numbers through a double), to recognise the
+/// records that release wrote.
+pub(crate) fn legacy_fingerprint_of(request: &Request) -> Fingerprint {
+    let query = query_of(request);
+    Fingerprint::v1(&input_of(request, request.uri().path(), &query))
 }
 
 /// Why the layer refuses a request's body before touching the store.
@@ -90,7 +99,7 @@ pub(crate) fn checked_fingerprint_of(
     }
     let query = query_of(request);
     let path = normalize_path(request.uri().path());
-    Fingerprint::try_v1(&input_of(request, &path, &query)).map_err(BodyRefusal::NotJson)
+    Fingerprint::try_v2(&input_of(request, &path, &query)).map_err(BodyRefusal::NotJson)
 }
 
 fn query_of(request: &Request) -> Vec<(String, String)> {

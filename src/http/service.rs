@@ -13,7 +13,9 @@ use tower::Service;
 use super::actor::{Actor, actor_of};
 use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
 use super::problem::{ProblemKind, problem_response};
-use super::request::{BodyRefusal, KeyHeader, checked_fingerprint_of, deadline_of, key_header};
+use super::request::{
+    BodyRefusal, KeyHeader, checked_fingerprint_of, deadline_of, key_header, legacy_fingerprint_of,
+};
 use super::stored::StoredResponse;
 use crate::atomic::AtomicWrites;
 use crate::canonical_json::CanonicalJsonError;
@@ -187,6 +189,7 @@ where
         deadline,
         &*settings.clock,
         &lease_for,
+        Some(&|| legacy_fingerprint_of(&request)),
         &mut lookup_ms,
     )
     .await;

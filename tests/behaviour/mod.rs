@@ -20,7 +20,7 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const EXPIRY: Duration = Duration::from_secs(60 * 60);
 
 pub fn fingerprint(body: &str) -> Fingerprint {
-    Fingerprint::v1(&FingerprintInput {
+    Fingerprint::v2(&FingerprintInput {
         method: "POST",
         path: "/orders",
         query: &[],
