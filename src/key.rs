@@ -53,6 +53,13 @@ pub enum KeyError {
         /// The maximum, [`MAX_KEY_LEN`].
         max: usize,
     },
+    /// The value starts with `"` (a Structured Field string, as the IETF draft
+    /// writes keys) but is not a well-formed one.
+    #[error("the idempotency key is not a valid quoted string: {reason}")]
+    MalformedString {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A character outside ASCII letters, digits, `-` and `_`.
     #[error(
         "the idempotency key has an invalid character {character:?} at position {position} (allowed: ASCII letters, digits, '-' and '_')"
@@ -119,6 +126,51 @@ impl IdempotencyKey {
                 })
             }
         }
+    }
+
+    /// Validates an `Idempotency-Key` header value: the key itself (`8e03978e-…`), or
+    /// the form draft-ietf-httpapi-idempotency-key-header defines, a Structured Field
+    /// string (RFC 8941: `"8e03978e-…"`), whose key is its content. Spaces around the
+    /// value are ignored, as a Structured Field parser ignores them. So a client that
+    /// follows the draft and one that does not send the same key.
+    ///
+    /// ```
+    /// use lambda_idempotency::key::{IdempotencyKey, KeyError};
+    ///
+    /// let quoted = IdempotencyKey::parse_header(br#""8e03978e-40d5-43e8-bc93-6894a57f9324""#)?;
+    /// let bare = IdempotencyKey::parse_header(b"8e03978e-40d5-43e8-bc93-6894a57f9324")?;
+    /// assert_eq!(quoted, bare);
+    /// assert_eq!(quoted.as_str(), "8e03978e-40d5-43e8-bc93-6894a57f9324");
+    /// assert!(matches!(
+    ///     IdempotencyKey::parse_header(br#""unterminated"#),
+    ///     Err(KeyError::MalformedString { .. })
+    /// ));
+    /// # Ok::<(), KeyError>(())
+    /// ```
+    pub fn parse_header(bytes: &[u8]) -> Result<Self, KeyError> {
+        let trimmed = bytes.trim_ascii();
+        let Some(rest) = trimmed.strip_prefix(b"\"") else {
+            return Self::parse_bytes(bytes);
+        };
+        let malformed = |reason: &'static str| KeyError::MalformedString { reason };
+        let Some(end) = rest.iter().position(|b| *b == b'"' || *b == b'\\') else {
+            return Err(malformed("the quoted string has no closing '\"'"));
+        };
+        if rest[end] == b'\\' {
+            // An escaped '"' or '\\' is valid in a Structured Field string, but neither
+            // character is valid in a key.
+            return Err(malformed(
+                "the quoted string has an escape ('\\'); a key has only letters, digits, '-' and '_'",
+            ));
+        }
+        match &rest[end + 1..] {
+            [] => {}
+            [b';', ..] => {
+                return Err(malformed("Structured Field parameters are not accepted"));
+            }
+            _ => return Err(malformed("characters follow the closing '\"'")),
+        }
+        Self::parse_bytes(&rest[..end])
     }
 
     /// A key built by this crate from characters it knows are valid (a hash).

@@ -243,7 +243,12 @@ fn corpus() -> Vec<Case> {
         ("'@'", "key@one".into()),
         ("braced UUID", format!("{{{uuid}}}")),
         ("URN UUID", format!("urn:uuid:{uuid}")),
-        ("quoted key", "\"key-1\"".into()),
+        // A quoted key is the IETF draft's own form and is accepted; these are not.
+        ("unterminated quoted key", "\"key-1".into()),
+        ("quoted key with a parameter", "\"key-1\";a=1".into()),
+        ("quoted key with an escape", "\"key\\\"1\"".into()),
+        ("quoted key then text", "\"key-1\"x".into()),
+        ("empty quoted key", "\"\"".into()),
         ("angle brackets", "<key>".into()),
         ("'$default'", "$default".into()),
         ("backslash", r"key\one".into()),

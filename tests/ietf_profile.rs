@@ -140,3 +140,73 @@ async fn the_default_profile_keeps_409_and_no_expiry_header() {
         .unwrap();
     assert_eq!(reused.status(), 409);
 }
+
+/// The draft defines `Idempotency-Key` as a Structured Field string: its own examples
+/// are quoted. Under both profiles the quoted form is accepted and the key is its
+/// content, so `"k"` and `k` are one key (one record, one execution).
+#[tokio::test]
+async fn the_drafts_quoted_keys_are_accepted_and_are_their_content() {
+    let examples = [
+        "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        "clkyoesmbgybucifusbbtdsbohtyuuwz",
+    ];
+    for profile in [Profile::Default, Profile::IetfDraft] {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&runs);
+        let handler = service_fn(move |_req: Request| {
+            let run = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move {
+                Ok::<_, lambda_http::Error>(
+                    Response::builder()
+                        .status(201)
+                        .body(Body::from(format!("run {run}")))?,
+                )
+            }
+        });
+        let (layer, store) = layer(profile).await;
+        let service = layer.layer(handler);
+        for (i, example) in examples.iter().enumerate() {
+            let quoted = format!("\"{example}\"");
+            let first = service
+                .clone()
+                .oneshot(request(Some(&quoted), "{}"))
+                .await
+                .unwrap();
+            assert_eq!(first.status(), 201, "{profile:?} {quoted}");
+            assert_eq!(first.body().as_ref(), format!("run {}", i + 1).as_bytes());
+            // The same key unquoted, and quoted with the spaces a header may carry.
+            for again in [example.to_string(), format!("  {quoted} ")] {
+                let replay = service
+                    .clone()
+                    .oneshot(request(Some(&again), "{}"))
+                    .await
+                    .unwrap();
+                assert_eq!(replay.headers()["idempotent-replayed"], "true", "{again}");
+            }
+            let pk = Scope::new(
+                "POST /orders",
+                ANONYMOUS_ACTOR,
+                IdempotencyKey::parse(example).unwrap(),
+            );
+            let record = store.get(pk.partition_key()).await.unwrap().unwrap();
+            assert_eq!(record.key, *example);
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // Malformed Structured Field strings are a 400 naming the reason.
+        for bad in [
+            "\"unterminated",
+            "\"a\"b\"",
+            "\"a\";p=1",
+            "\"\"",
+            "\"has space\"",
+        ] {
+            let response = service
+                .clone()
+                .oneshot(request(Some(bad), "{}"))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{bad}");
+        }
+    }
+}

@@ -128,7 +128,7 @@ where
                 None,
             ));
         }
-        KeyHeader::One(bytes) => match IdempotencyKey::parse_bytes(bytes) {
+        KeyHeader::One(bytes) => match IdempotencyKey::parse_header(bytes) {
             Ok(key) => key,
             Err(e) => {
                 return Ok(reject(
