@@ -121,3 +121,37 @@ async fn the_cache_is_bounded_by_count_and_bytes() {
         "a response larger than the bound is not cached"
     );
 }
+
+/// A record too large to cache must still evict the entry it replaces: otherwise the
+/// old entry (another request's response) stays and is replayed to its request
+/// although the store now holds a different one.
+#[tokio::test]
+async fn a_record_too_large_to_cache_still_evicts_the_old_entry_for_its_key() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let store = CachedStore::new(MemoryStore::with_clock(clock.clone()))
+        .with_clock(clock.clone())
+        .with_max_bytes(64);
+    let a = request(r#"{"n":"a"}"#);
+    let lease = start(&store, &a).await;
+    store.complete(&lease, b"small").await.unwrap();
+    assert_eq!(store.cached(), 1);
+
+    // Another instance purges the record and a different request takes the key, with
+    // a response too large for this cache.
+    store.inner().delete(a.scope.partition_key()).await.unwrap();
+    let b = with_body(&a, r#"{"n":"b"}"#);
+    let lease = start(store.inner(), &b).await;
+    store.inner().complete(&lease, &[b'x'; 100]).await.unwrap();
+
+    // B's replay comes from the store (too large to cache) ...
+    let BeginOutcome::Replay(record) = store.begin(&b).await.unwrap() else {
+        panic!("B replays");
+    };
+    assert_eq!(record.response.as_deref().map(<[u8]>::len), Some(100));
+    // ... and A's stale entry is gone: A is now told it differs from the stored request.
+    assert_eq!(store.cached(), 0);
+    assert!(matches!(
+        store.begin(&a).await.unwrap(),
+        BeginOutcome::Mismatch(_)
+    ));
+}

@@ -73,12 +73,14 @@ impl Lru {
     }
 
     fn insert(&mut self, record: Record, now_ms: i64) {
+        // The old entry goes first, whatever happens to the new one: a record too
+        // large to cache must not leave another request's response behind.
+        let pk = record.partition_key.clone();
+        self.remove(&pk);
         let size = record.response.as_ref().map_or(0, Vec::len);
         if size > self.max_bytes || self.capacity == 0 {
             return;
         }
-        let pk = record.partition_key.clone();
-        self.remove(&pk);
         self.tick += 1;
         self.order.insert(self.tick, pk.clone());
         self.bytes += size;
