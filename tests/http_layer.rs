@@ -2721,3 +2721,59 @@ async fn a_record_written_by_the_first_release_is_still_recognised() {
     let again = send(&mut service, event("old-failed").request()).await;
     assert!(replayed(&again));
 }
+
+// ---------------------------------------------------------------------------------
+// 22. CORS headers are replayed
+// ---------------------------------------------------------------------------------
+
+/// A browser retries exactly when a response was lost; without the CORS headers it
+/// cannot read the replay.
+#[tokio::test]
+async fn cors_headers_are_replayed_so_a_browser_can_read_the_replay() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let cors = [
+        ("access-control-allow-origin", "https://shop.example.com"),
+        ("access-control-allow-credentials", "true"),
+        (
+            "access-control-expose-headers",
+            "idempotent-replayed, location",
+        ),
+    ];
+    let mut service = layer(&clock, &store).layer(handler(&calls, move |run, _: &Request| {
+        let mut response = created(run)?;
+        for (name, value) in cors {
+            response.headers_mut().insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        Ok(response)
+    }));
+    let event = Event::refund()
+        .key("cors")
+        .header("origin", "https://shop.example.com");
+    let first = send(&mut service, event.request()).await;
+    let again = send(&mut service, event.request()).await;
+    assert!(replayed(&again));
+    for (name, value) in cors {
+        assert_eq!(first.headers()[name], value);
+        assert_eq!(again.headers()[name], value, "{name} replayed");
+    }
+    // The allow-list stays configurable: without them, they are not stored.
+    let mut plain = builder(&clock, &store)
+        .replay_headers([HeaderName::from_static("content-type")])
+        .build()
+        .unwrap()
+        .layer(handler(&calls, move |run, _: &Request| {
+            let mut response = created(run)?;
+            response.headers_mut().insert(
+                HeaderName::from_static("access-control-allow-origin"),
+                HeaderValue::from_static("*"),
+            );
+            Ok(response)
+        }));
+    send(&mut plain, Event::refund().key("cors-off").request()).await;
+    let again = send(&mut plain, Event::refund().key("cors-off").request()).await;
+    assert!(again.headers().get("access-control-allow-origin").is_none());
+}

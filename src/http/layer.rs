@@ -88,8 +88,16 @@ impl ResponsePolicy for DefaultResponsePolicy {
     }
 }
 
-/// Headers replayed by default. `Set-Cookie` is never stored, whatever is configured.
+/// Headers replayed by default: the representation headers, and the CORS response
+/// headers (a browser retries exactly when an answer was lost, and cannot read a
+/// replay without them). `Set-Cookie` is never stored, whatever is configured.
 pub const DEFAULT_REPLAY_HEADERS: &[&str] = &[
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
     "content-type",
     "content-language",
     "content-encoding",
