@@ -115,7 +115,6 @@ pub(crate) async fn complete(
         Ok(WriteOutcome::Written) => Completion::Stored,
         Ok(WriteOutcome::WrittenWithoutResponse { size }) => {
             tracing::warn!(
-                partition_key = %lease.partition_key,
                 size,
                 "the response is too large to keep even compressed: the request is completed without it and cannot be replayed"
             );
@@ -128,7 +127,6 @@ pub(crate) async fn complete(
         }) if completed_under(&current, lease) => Completion::Stored,
         Ok(WriteOutcome::LeaseLost { current }) => {
             tracing::warn!(
-                partition_key = %lease.partition_key,
                 current_status = ?current.as_ref().map(|r| r.status),
                 atomic,
                 "lease lost before completion: nothing was stored"
@@ -136,12 +134,15 @@ pub(crate) async fn complete(
             Completion::LeaseLost
         }
         Ok(WriteOutcome::WritesRejected { index }) => {
-            tracing::warn!(partition_key = %lease.partition_key, index, "a handler write failed its condition: nothing was committed");
+            tracing::warn!(
+                index,
+                "a handler write failed its condition: nothing was committed"
+            );
             fail(store, lease).await;
             Completion::WritesRejected
         }
         Err(e @ crate::Error::TransactionTooLarge { .. }) => {
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "the handler's writes do not fit in one transaction: nothing was committed");
+            tracing::error!(error = %e, "the handler's writes do not fit in one transaction: nothing was committed");
             fail(store, lease).await;
             Completion::WritesTooLarge
         }
@@ -150,16 +151,16 @@ pub(crate) async fn complete(
             // was lost. The fenced fail tells which: it finds the record COMPLETED
             // under this lease in the second case, and changes nothing.
             if fail(store, lease).await == Failed::AlreadyCompleted {
-                tracing::warn!(partition_key = %lease.partition_key, error = %e, "the transaction's answer was lost, but it had committed");
+                tracing::warn!(error = %e, "the transaction's answer was lost, but it had committed");
                 return Completion::Stored;
             }
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not commit the response and the handler's writes");
+            tracing::error!(error = %e, "could not commit the response and the handler's writes");
             Completion::StoreFailed
         }
         Err(e) => {
             // The record stays PENDING until its lease lapses; a retry before then is
             // answered "in flight", after it the request may run again.
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not store the response");
+            tracing::error!(error = %e, "could not store the response");
             Completion::StoreFailed
         }
     }
@@ -209,10 +210,17 @@ async fn store_retrying(
             return result;
         };
         if started.elapsed() + backoff > budget {
-            tracing::warn!(partition_key = %lease.partition_key, attempts, "the store stayed unavailable: giving up storing the response");
+            tracing::warn!(
+                attempts,
+                "the store stayed unavailable: giving up storing the response"
+            );
             return result;
         }
-        tracing::warn!(partition_key = %lease.partition_key, attempts, retry_in_ms = backoff.as_millis() as u64, "the store is unavailable: storing the response again");
+        tracing::warn!(
+            attempts,
+            retry_in_ms = backoff.as_millis() as u64,
+            "the store is unavailable: storing the response again"
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(COMPLETE_MAX_BACKOFF);
         attempts += 1;
@@ -238,11 +246,11 @@ pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
             current: Some(current),
         }) if completed_under(&current, lease) => Failed::AlreadyCompleted,
         Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
-            tracing::warn!(partition_key = %lease.partition_key, "lease lost before marking the record errored");
+            tracing::warn!("lease lost before marking the record errored");
             Failed::NotMarked
         }
         Err(e) => {
-            tracing::error!(partition_key = %lease.partition_key, error = %e, "could not mark the record errored; it is retried once its lease lapses");
+            tracing::error!(error = %e, "could not mark the record errored; it is retried once its lease lapses");
             Failed::NotMarked
         }
     }

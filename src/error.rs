@@ -60,10 +60,11 @@ pub enum Error {
         bytes: usize,
     },
 
-    /// A stored record could not be decoded.
-    #[error("idempotency record {partition_key:?} is corrupt: {reason}")]
+    /// A stored record could not be decoded. Its message leaves the partition key
+    /// out: the key holds the raw actor, which logs must never show.
+    #[error("an idempotency record is corrupt: {reason}")]
     CorruptRecord {
-        /// The record's partition key.
+        /// The record's partition key (it holds the raw actor: do not log it).
         partition_key: String,
         /// What could not be decoded.
         reason: String,

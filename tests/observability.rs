@@ -435,3 +435,195 @@ fn random_paths_give_a_bounded_number_of_route_dimensions() {
         emf.len()
     );
 }
+
+#[path = "support/faults.rs"]
+#[allow(dead_code)]
+mod faults;
+
+/// The principal every request below is made by: it must never appear in a log line.
+const SECRET_PRINCIPAL: &str = "alice-SECRET-PRINCIPAL";
+
+/// A request by the JWT principal [`SECRET_PRINCIPAL`] (an HTTP API v2 event).
+fn authorized(key: &str, body: &str) -> Request {
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "POST /orders",
+        "rawPath": "/orders",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "idempotency-key": key},
+        "requestContext": {
+            "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+            "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1",
+                     "sourceIp": "1.2.3.4", "userAgent": "x"},
+            "requestId": "r", "routeKey": "POST /orders", "stage": "$default",
+            "time": "", "timeEpoch": 0,
+            "authorizer": {"jwt": {"claims": {"sub": SECRET_PRINCIPAL}, "scopes": null}}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// Drives every path that logs at WARN or ERROR (conflict, in flight, the store down
+/// before and after the handler, a lost answer, a failed fail, a lost lease, an
+/// unreadable stored response, a response too large to keep, an event handler's
+/// error and conflict), with the handler's own logging inside the request's span, and
+/// scans every line written: the raw actor never appears, nor the partition key that
+/// holds it; the key, the route and the actor's hash do.
+#[test]
+fn no_log_line_holds_the_raw_actor_or_the_partition_key() {
+    use faults::{Fault, FaultyStore, Step};
+    use lambda_idempotency::record::{LeaseToken, Record, Status};
+    use lambda_idempotency::scope::Scope;
+    use lambda_idempotency::store::{BeginRequest, Store};
+    use std::time::Duration;
+
+    let clock = ManualClock::starting_now();
+    let memory = MemoryStore::with_clock(clock.clone());
+    let store = FaultyStore::new(memory.clone());
+    let (_emf, logs) = capture(|| async {
+        let (thief_store, thief_clock) = (memory.clone(), clock.clone());
+        let handler = service_fn(move |req: Request| {
+            let (store, clock) = (thief_store.clone(), thief_clock.clone());
+            async move {
+                tracing::info!("the handler logs inside the request's span");
+                let body = std::str::from_utf8(req.body())
+                    .unwrap_or_default()
+                    .to_owned();
+                match body.as_str() {
+                    r#"{"fail":true}"# => return Err("payment provider timed out".into()),
+                    r#"{"big":true}"# => {
+                        let noise: String = (0..2_500_000u32)
+                            .map(|i| {
+                                char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)
+                            })
+                            .collect();
+                        return Ok(Response::builder().status(201).body(Body::from(noise))?);
+                    }
+                    r#"{"steal":true}"# => {
+                        // Another instance takes the key over once the lease lapsed.
+                        clock.advance(Duration::from_secs(20 * 60));
+                        let key = req.headers()["idempotency-key"].to_str()?;
+                        let scope = Scope::new(
+                            "POST /orders",
+                            format!("jwt:{SECRET_PRINCIPAL}"),
+                            lambda_idempotency::key::IdempotencyKey::parse(key)?,
+                        );
+                        store
+                            .begin(&BeginRequest {
+                                scope,
+                                fingerprint: lambda_idempotency::http::fingerprint_of(&req),
+                                lease: Duration::from_secs(60),
+                                expiry: Duration::from_secs(3600),
+                            })
+                            .await?;
+                    }
+                    _ => {}
+                }
+                Ok::<_, lambda_http::Error>(Response::builder().status(201).body(Body::from("ok"))?)
+            }
+        });
+        let service = IdempotencyLayer::builder(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+            .layer(handler);
+        let send = |key: &str, body: &str| service.clone().oneshot(authorized(key, body));
+
+        send("k-ok", "{}").await.unwrap();
+        send("k-ok", "{}").await.unwrap(); // replay
+        send("k-ok", r#"{"other":1}"#).await.unwrap(); // conflict
+        store.inject(Step::Begin, Fault::Unavailable, 1);
+        assert_eq!(send("k-down", "{}").await.unwrap().status(), 503);
+        store.inject(Step::Complete, Fault::Unavailable, 2);
+        send("k-retried", "{}").await.unwrap();
+        store.inject(Step::Complete, Fault::AnswerLost, 1);
+        send("k-lost-answer", "{}").await.unwrap();
+        store.inject(Step::Fail, Fault::Unavailable, 1);
+        assert!(send("k-fail-down", r#"{"fail":true}"#).await.is_err());
+        send("k-stolen", r#"{"steal":true}"#).await.unwrap(); // lease lost
+        send("k-big", r#"{"big":true}"#).await.unwrap(); // too large to keep
+        send("k-big", r#"{"big":true}"#).await.unwrap(); // its replay
+        // A stored response this version cannot read.
+        let scope = Scope::new(
+            "POST /orders",
+            format!("jwt:{SECRET_PRINCIPAL}"),
+            lambda_idempotency::key::IdempotencyKey::parse("k-corrupt").unwrap(),
+        );
+        let request = authorized("k-corrupt", "{}");
+        memory.insert_raw(Record {
+            partition_key: scope.partition_key().to_owned(),
+            status: Status::Completed,
+            fingerprint: lambda_idempotency::http::fingerprint_of(&request),
+            lease_token: LeaseToken::generate(),
+            lease_expires_at_ms: 0,
+            expires_at: lambda_idempotency::clock::Clock::now_secs(&clock) + 3600,
+            response: Some(b"not a stored response".to_vec()),
+            response_omitted: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            route: "POST /orders".into(),
+            actor: format!("jwt:{SECRET_PRINCIPAL}"),
+            key: "k-corrupt".into(),
+        });
+        assert_eq!(
+            service.clone().oneshot(request).await.unwrap().status(),
+            500
+        );
+
+        // The event layer, with an actor taken from the payload.
+        let events = EventIdempotencyLayer::builder(memory.clone())
+            .key_pointer("/paymentId")
+            .payload_pointers(["/paymentId", "/amount"])
+            .actor_fn(|payload: &Value| payload["tenant"].as_str().map(str::to_owned))
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+            .layer(lambda_runtime::service_fn(
+                |e: LambdaEvent<Value>| async move {
+                    if e.payload["fail"] == true {
+                        return Err(lambda_runtime::Error::from("declined"));
+                    }
+                    Ok(e.payload["amount"].clone())
+                },
+            ));
+        let event = |amount: i64, fail: bool| {
+            LambdaEvent::new(
+                json!({"paymentId": "p-1", "tenant": SECRET_PRINCIPAL, "amount": amount, "fail": fail}),
+                Context::default(),
+            )
+        };
+        events.clone().oneshot(event(1, true)).await.unwrap_err();
+        events.clone().oneshot(event(1, false)).await.unwrap();
+        events.clone().oneshot(event(2, false)).await.unwrap_err(); // conflict
+    });
+
+    let warnings = logs
+        .iter()
+        .filter(|l| matches!(l["level"].as_str(), Some("WARN" | "ERROR")))
+        .count();
+    assert!(warnings >= 10, "{warnings} WARN/ERROR lines: {logs:#?}");
+    for line in &logs {
+        let text = line.to_string();
+        assert!(
+            !text.contains("SECRET-PRINCIPAL"),
+            "the raw actor is logged: {text}"
+        );
+        assert!(
+            !text.contains("k1|") && !text.contains("h1|"),
+            "a partition key is logged: {text}"
+        );
+    }
+    // The handler's line carries the request's context through the span.
+    let handler_line = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "the handler logs inside the request's span")
+        .expect("the handler's line");
+    assert_eq!(handler_line["span"]["idempotency_key"], "k-ok");
+    assert_eq!(handler_line["span"]["route"], "POST /orders");
+    assert_eq!(
+        handler_line["span"]["actor_hash"].as_str().map(str::len),
+        Some(16)
+    );
+}

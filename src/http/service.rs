@@ -9,6 +9,7 @@ use futures::FutureExt;
 use lambda_http::http::{HeaderValue, Response, StatusCode};
 use lambda_http::{Body, IntoResponse, Request};
 use tower::Service;
+use tracing::Instrument;
 
 use super::actor::{Actor, actor_of};
 use super::layer::{IdempotencyLayer, MissingKey, Profile, Settings};
@@ -20,7 +21,9 @@ use super::stored::StoredResponse;
 use crate::atomic::AtomicWrites;
 use crate::canonical_json::CanonicalJsonError;
 use crate::clock::Clock;
-use crate::engine::{Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs};
+use crate::engine::{
+    ActorHash, Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs,
+};
 use crate::key::IdempotencyKey;
 use crate::record::Status;
 use crate::scope::Scope;
@@ -151,7 +154,44 @@ where
         Actor::Known(actor) => actor,
         Actor::Unidentified(how) => return Ok(refuse_unidentified(&route, key.as_str(), how)),
     };
+    // Every line logged from here on (the handler's too) carries the key, the route
+    // and the actor's hash, never the raw actor or the partition key that holds it.
+    let span = tracing::info_span!(
+        "idempotency",
+        idempotency_key = %key,
+        route = %route,
+        actor_hash = %ActorHash(&actor),
+    );
     let scope = Scope::new(route.clone(), actor, key);
+    handle_scoped(
+        settings,
+        inner,
+        request,
+        scope,
+        fingerprint,
+        resolved.label(),
+        started,
+    )
+    .instrument(span)
+    .await
+}
+
+/// The begin / run / complete algorithm for a request whose key, body and actor
+/// were accepted.
+async fn handle_scoped<S, R>(
+    settings: &Settings,
+    mut inner: S,
+    request: Request,
+    scope: Scope,
+    fingerprint: crate::fingerprint::Fingerprint,
+    metric_route: &str,
+    started: Instant,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request, Response = R>,
+    R: IntoResponse,
+{
+    let route = scope.route().to_owned();
     let now_ms = settings.clock.now_millis();
     let expiry = settings.expiry_for(&route);
     let mut begin = BeginRequest {
@@ -165,7 +205,7 @@ where
     let mut report = Report {
         service: &settings.service,
         route: &route,
-        metric_route: resolved.label(),
+        metric_route,
         key: &key,
         actor: &actor_text,
         started,
@@ -224,7 +264,6 @@ where
             let response = match record.response.as_deref().map(StoredResponse::decode) {
                 None if record.response_omitted.is_some() => {
                     tracing::warn!(
-                        partition_key = %record.partition_key,
                         size = record.response_omitted,
                         "replay of a response that was too large to keep"
                     );
@@ -247,7 +286,7 @@ where
                     response
                 }
                 other => {
-                    tracing::error!(partition_key = %record.partition_key, error = ?other.map(|r| r.err()), "stored response unreadable");
+                    tracing::error!(error = ?other.map(|r| r.err()), "stored response unreadable");
                     problem_response(
                         ProblemKind::StoredResponseUnreadable,
                         StatusCode::INTERNAL_SERVER_ERROR,
