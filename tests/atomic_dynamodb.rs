@@ -447,3 +447,56 @@ async fn event_handlers_commit_atomically_too() {
         "Idempotency.NotCommitted"
     );
 }
+
+#[path = "support/canned.rs"]
+mod canned;
+
+/// A `TransactionCanceledException` whose reasons are throttling is the store asking
+/// to slow down, like any throttling: the commit is retried within the completion
+/// budget, the handler runs once, its write is committed once, and the client gets
+/// its answer.
+#[tokio::test]
+async fn a_throttled_transaction_is_retried_not_turned_into_an_errored_record() {
+    let canned = canned::Canned::default();
+    let client = canned.client().await;
+    for (reason, code) in [
+        ("ThrottlingError", "throttling"),
+        ("ProvisionedThroughputExceeded", "provisioned"),
+    ] {
+        let records = support::fresh_table(&client, &AttributeNames::default()).await;
+        let orders = support::fresh_table(&client, &AttributeNames::default()).await;
+        let t = Tables {
+            store: DynamoDbStore::new(client.clone(), records),
+            clock: ManualClock::starting_now(),
+            client: client.clone(),
+            orders,
+        };
+        canned.answer(
+            "TransactWriteItems",
+            2,
+            400,
+            format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [{reason}, None]","CancellationReasons":[{{"Code":"{reason}","Message":"Throughput exceeds the current capacity of your table or index."}},{{"Code":"None"}}]}}"#
+            ),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let service = IdempotencyLayer::builder(t.store.clone())
+            .build()
+            .unwrap()
+            .layer(ordering_handler(&t, &runs));
+        let key = format!("throttled-{code}");
+        let first = service.clone().oneshot(request(&key)).await.unwrap();
+        assert_eq!(first.status(), 201, "{reason}: {:?}", first.body());
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{reason}");
+        assert_eq!(t.orders().await, 1, "{reason}: one committed order");
+        assert_eq!(
+            t.record(&key).await.unwrap().status,
+            Status::Completed,
+            "{reason}"
+        );
+        let again = service.oneshot(request(&key)).await.unwrap();
+        assert_eq!(again.headers()[IDEMPOTENT_REPLAYED], "true");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{reason}");
+    }
+    assert_eq!(canned.answered().len(), 4, "every canned answer was used");
+}

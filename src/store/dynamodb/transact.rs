@@ -122,6 +122,22 @@ impl DynamoDbStore {
                     });
                 }
             }
+            // Cancelled only because DynamoDB throttled it: nothing was applied, and it
+            // is the store asking to slow down, like any throttling. The completion is
+            // retried within its budget (StoreUnavailable) instead of failing the record.
+            if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
+                && throttled_only(cancelled.cancellation_reasons())
+            {
+                return Err(Error::StoreUnavailable {
+                    message: format!(
+                        "transaction throttled: {}",
+                        cancelled
+                            .message()
+                            .unwrap_or("TransactionCanceledException")
+                    ),
+                    source: None,
+                });
+            }
             let err = service.err();
             if err.code() == Some("ValidationException")
                 && err
@@ -152,6 +168,22 @@ fn only_conflicts(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
         && reasons
             .iter()
             .all(|r| matches!(r.code(), None | Some("None") | Some("TransactionConflict")))
+}
+
+/// Cancellation reasons that mean "throttled" (DynamoDB's codes in
+/// `CancellationReasons`).
+const THROTTLING_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/// Whether a transaction was cancelled by throttling and nothing else: at least one
+/// throttling reason, every other item not at fault (or only in conflict).
+fn throttled_only(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .any(|r| r.code().is_some_and(|c| THROTTLING_REASONS.contains(&c)))
+        && reasons.iter().all(|r| match r.code() {
+            None | Some("None" | "TransactionConflict") => true,
+            Some(code) => THROTTLING_REASONS.contains(&code),
+        })
 }
 
 /// An estimate of a write's size as DynamoDB counts it (names plus values), to refuse
