@@ -60,6 +60,20 @@ pub enum Error {
         bytes: usize,
     },
 
+    /// The idempotency table is a global table in multi-Region eventual consistency:
+    /// a conditional write sees only its own Region's copy, so two Regions could each
+    /// begin the same key. See
+    /// [`DynamoDbStore::check_table`](crate::store::dynamodb::DynamoDbStore::check_table).
+    #[error(
+        "idempotency table {table:?} is a global table with eventually consistent replicas in {regions:?}: a conditional write in one Region does not see a concurrent one in another, so two Regions could run the same request. Use a single-Region table, a multi-Region strongly consistent (MRSC) one, or, if every key is written from one Region only, DynamoDbStore::with_single_region_keys()"
+    )]
+    UnsafeGlobalTable {
+        /// The table name.
+        table: String,
+        /// Its replicas' Regions.
+        regions: Vec<String>,
+    },
+
     /// A stored record could not be decoded. Its message leaves the partition key
     /// out: the key holds the raw actor, which logs must never show.
     #[error("an idempotency record is corrupt: {reason}")]
@@ -87,6 +101,7 @@ impl Error {
             Self::StoreRejected { .. } => "Idempotency.StoreRejected",
             Self::CorruptRecord { .. } => "Idempotency.CorruptRecord",
             Self::TransactionTooLarge { .. } => "Idempotency.TransactionTooLarge",
+            Self::UnsafeGlobalTable { .. } => "Idempotency.UnsafeGlobalTable",
         }
     }
 }

@@ -344,3 +344,84 @@ async fn from_env_needs_the_table_variable() {
         None => unsafe { std::env::remove_var("IDEMPOTENCY_TABLE") },
     }
 }
+
+#[path = "support/canned.rs"]
+mod canned;
+
+/// A DescribeTable answer for `table` with replicas in `regions` and, when given,
+/// the `MultiRegionConsistency` field.
+fn described(table: &str, regions: &[&str], consistency: Option<&str>) -> String {
+    let replicas: Vec<String> = regions
+        .iter()
+        .map(|r| format!(r#"{{"RegionName":"{r}","ReplicaStatus":"ACTIVE"}}"#))
+        .collect();
+    let consistency = consistency
+        .map(|c| format!(r#","MultiRegionConsistency":"{c}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"Table":{{"TableName":"{table}","TableStatus":"ACTIVE","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"Replicas":[{}]{consistency}}}}}"#,
+        replicas.join(",")
+    )
+}
+
+/// `check_table` reads the table's replication: a single-Region table is fine; an
+/// eventually consistent global table is refused (two Regions could each begin one
+/// key) unless keys are pinned to one Region; a strongly consistent one is accepted
+/// with atomic completion turned off, since MRSC has no transactions.
+#[tokio::test]
+async fn check_table_refuses_an_eventually_consistent_global_table() {
+    let canned = canned::Canned::default();
+    let client = canned.client().await;
+    let table = support::fresh_table(&client, &AttributeNames::default()).await;
+    let store = || DynamoDbStore::new(client.clone(), &table);
+
+    // DynamoDB Local: one Region.
+    store().check_table().await.unwrap();
+    assert!(store().supports_atomic_writes());
+
+    for consistency in [Some("EVENTUAL"), None] {
+        canned.answer(
+            "DescribeTable",
+            1,
+            200,
+            described(&table, &["us-east-1", "eu-west-1"], consistency),
+        );
+        let err = store().check_table().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeGlobalTable { regions, .. } if regions == &["us-east-1", "eu-west-1"]),
+            "{consistency:?}: {err:?}"
+        );
+        assert_eq!(err.error_type(), "Idempotency.UnsafeGlobalTable");
+        assert!(err.to_string().contains("with_single_region_keys"), "{err}");
+
+        canned.answer(
+            "DescribeTable",
+            1,
+            200,
+            described(&table, &["us-east-1", "eu-west-1"], consistency),
+        );
+        let pinned = store().with_single_region_keys();
+        pinned.check_table().await.unwrap();
+        assert!(pinned.supports_atomic_writes());
+    }
+
+    canned.answer(
+        "DescribeTable",
+        1,
+        200,
+        described(&table, &["us-east-1", "us-east-2"], Some("STRONG")),
+    );
+    let strong = store();
+    strong.check_table().await.unwrap();
+    assert!(!strong.transactions_enabled());
+    // The layer then runs handlers without atomic writes, and completes with UpdateItem.
+    let layer_store = strong.clone();
+    assert!(!layer_store.supports_atomic_writes());
+    let r = request("{}");
+    let lease = start(&strong, &r).await;
+    assert_eq!(
+        strong.complete(&lease, b"ok").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(canned.answered().len(), 5);
+}

@@ -35,6 +35,7 @@ use crate::record::{Conflict, Record, Status};
 mod codec;
 pub mod day;
 mod errors;
+mod global;
 pub mod stats;
 pub mod sweep;
 mod table;
@@ -116,6 +117,10 @@ pub struct DynamoDbStore {
     table: Arc<str>,
     names: Arc<AttributeNames>,
     clock: SharedClock,
+    /// Atomic completion; turned off by `check_table` on an MRSC global table.
+    transactions: Arc<std::sync::atomic::AtomicBool>,
+    /// The operator guarantees each key is written from one Region (see `global`).
+    single_region_keys: bool,
 }
 
 impl DynamoDbStore {
@@ -126,6 +131,8 @@ impl DynamoDbStore {
             table: Arc::from(table.into()),
             names: Arc::new(AttributeNames::default()),
             clock: Arc::new(SystemClock),
+            transactions: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            single_region_keys: false,
         }
     }
 
@@ -170,16 +177,34 @@ impl DynamoDbStore {
         &self.names
     }
 
-    /// Checks that the table exists and is reachable: call it at start-up so a
-    /// misconfiguration is one clear error instead of a failure on every request.
+    /// Checks that the table exists and is reachable, and that its replication keeps
+    /// the protocol's guarantees: call it at start-up so a misconfiguration is one
+    /// clear error instead of a failure (or a silent double execution) later.
+    ///
+    /// A global table in multi-Region eventual consistency is refused
+    /// ([`Error::UnsafeGlobalTable`]) unless [`with_single_region_keys`](Self::with_single_region_keys);
+    /// on a strongly consistent (MRSC) one, atomic completion is turned off (see
+    /// below).
+    ///
+    /// # Global tables
+    ///
+    /// On an MREC global table a conditional write sees only its own Region's copy of
+    /// the item, and concurrent writes in two Regions resolve last-writer-wins: two
+    /// Regions could each begin the same key and run the handler. MRSC keeps
+    /// conditional writes exact in every Region, but supports neither transactions nor
+    /// TTL, so handlers write directly and the sweeper removes expired records.
     pub async fn check_table(&self) -> Result<()> {
-        self.client
+        let described = self
+            .client
             .describe_table()
             .table_name(&*self.table)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| map_sdk_error(e, &self.table))
+            .map_err(|e| map_sdk_error(e, &self.table))?;
+        match described.table() {
+            Some(table) => self.check_replication(table),
+            None => Ok(()),
+        }
     }
 
     /// Reads a record as stored, expired or not: for operators (`idem inspect`).
@@ -433,7 +458,7 @@ impl Store for DynamoDbStore {
     }
 
     fn supports_atomic_writes(&self) -> bool {
-        true
+        self.transactions_enabled()
     }
 
     async fn complete_with_writes(
