@@ -25,6 +25,7 @@ pub mod atomic;
 pub mod canonical_json;
 pub mod clock;
 pub mod config;
+mod current;
 pub mod engine;
 mod error;
 pub mod event;
@@ -36,6 +37,7 @@ pub mod record;
 pub mod scope;
 pub mod store;
 
+pub use current::CurrentRequest;
 pub use error::{BoxError, Error, Result};
 
 /// `#[idempotent(...)]`, the attribute form of [`event::EventIdempotencyLayer`] and

@@ -219,12 +219,13 @@ where
             .store
             .supports_atomic_writes()
             .then(AtomicWrites::default);
-        let call = AssertUnwindSafe(async {
+        let current = crate::CurrentRequest::new(&lease.partition_key, &key_text);
+        let call = AssertUnwindSafe(current.scope(async {
             match &atomic {
                 Some(writes) => writes.clone().scope(inner.call(event)).await,
                 None => inner.call(event).await,
             }
-        });
+        }));
         match call.catch_unwind().await {
             Ok(Ok(output)) => {
                 // The handler succeeded, so its record must complete whatever happens: an

@@ -344,12 +344,13 @@ where
         .store
         .supports_atomic_writes()
         .then(AtomicWrites::default);
-    let call = AssertUnwindSafe(async {
+    let current = crate::CurrentRequest::new(&lease.partition_key, &key);
+    let call = AssertUnwindSafe(current.scope(async {
         match &atomic {
             Some(writes) => writes.clone().scope(inner.call(request)).await,
             None => inner.call(request).await,
         }
-    });
+    }));
     match call.catch_unwind().await {
         Ok(Ok(r)) => {
             let response = r.into_response().await;

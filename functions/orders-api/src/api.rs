@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Error, Request, Response};
+use lambda_idempotency::CurrentRequest;
 use lambda_idempotency::clock::{Clock, SharedClock, SystemClock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -160,9 +161,21 @@ impl OrdersApi {
         if order.currency != input.currency {
             return Err(invalid(&format!("the order is in {}", order.currency)));
         }
+        // The gateway sees one key per request, the same on every retry: a retry after
+        // a crash or a failed commit gets the first authorisation back, not a second
+        // charge. Outside an idempotency layer every call is its own attempt.
+        let gateway_key = CurrentRequest::get().map_or_else(
+            || new_id("attempt"),
+            |current| current.downstream_key("payment-gateway"),
+        );
         let authorization = self
             .gateway
-            .authorize(input.amount_cents, &input.currency, &input.payment_method)
+            .authorize(
+                &gateway_key,
+                input.amount_cents,
+                &input.currency,
+                &input.payment_method,
+            )
             .await
             .map_err(|e| {
                 problem(

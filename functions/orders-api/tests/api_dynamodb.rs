@@ -16,7 +16,7 @@ use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::Scope;
 use lambda_idempotency::store::Store;
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
-use orders_api::fixtures::{SEED_SKU, SEED_STOCK, event, seed};
+use orders_api::fixtures::{SEED_ORDER_ID, SEED_SKU, SEED_STOCK, event, seed};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::{DynamoDbRepo, create_orders_table};
 use orders_api::repo::{OrdersRepo, SideEffects};
@@ -591,4 +591,136 @@ async fn a_commit_failure_leaves_neither_order_nor_reservation_nor_a_completed_r
     let effects = h.effects().await;
     assert_eq!((effects.orders, effects.reservations), (2, 1));
     assert_eq!(h.repo.stock(SEED_SKU).await.unwrap(), Some(SEED_STOCK - 3));
+}
+
+/// The process dies after the handler ran: no completion, no fail, ever. The record
+/// stays PENDING until its lease lapses, then a retry takes the key over.
+#[derive(Debug)]
+struct Crashes(DynamoDbStore);
+
+#[async_trait::async_trait]
+impl Store for Crashes {
+    async fn begin(
+        &self,
+        request: &lambda_idempotency::store::BeginRequest,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::BeginOutcome> {
+        self.0.begin(request).await
+    }
+    async fn complete(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+        _response: &[u8],
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(crashed())
+    }
+    fn supports_atomic_writes(&self) -> bool {
+        true
+    }
+    async fn complete_with_writes(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+        _response: &[u8],
+        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(crashed())
+    }
+    async fn fail(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(crashed())
+    }
+    async fn get(
+        &self,
+        pk: &str,
+    ) -> lambda_idempotency::Result<Option<lambda_idempotency::record::Record>> {
+        self.0.get(pk).await
+    }
+    async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
+        self.0.delete(pk).await
+    }
+}
+
+fn crashed() -> lambda_idempotency::Error {
+    lambda_idempotency::Error::StoreUnavailable {
+        message: "injected: the process died before completing".into(),
+        source: None,
+    }
+}
+
+/// Refunds and payment attempts are committed with the completion, and the gateway
+/// call carries a key derived from the request's scope: a commit that fails (the
+/// retry runs at once) or a crash after the handler ran (the retry runs after the
+/// lease) never refunds twice, records two attempts, or authorises twice.
+#[tokio::test]
+async fn a_failed_commit_or_a_crash_never_refunds_or_authorises_twice() {
+    for crash in [false, true] {
+        let h = Harness::new().await;
+        let broken: Arc<dyn Store> = if crash {
+            Arc::new(Crashes(h.store.clone()))
+        } else {
+            Arc::new(CommitFails(h.store.clone()))
+        };
+        let layer = IdempotencyLayer::builder(broken)
+            .clock(h.clock.clone())
+            .build()
+            .unwrap();
+        let api =
+            OrdersApi::new(Arc::clone(&h.repo), h.gateway.clone()).with_clock(h.clock.clone());
+        for op in ["refund", "payment-attempt"] {
+            let response = service(api.clone(), &layer)
+                .oneshot(h.event(&format!("{op}.new")))
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                503,
+                "crash {crash}, {op}: nothing committed"
+            );
+        }
+        let effects = h.effects().await;
+        assert_eq!(
+            (effects.refunds, effects.payment_attempts),
+            (0, 0),
+            "crash {crash}: nothing was written before the commit"
+        );
+        assert_eq!(h.gateway.authorizations(), 1, "crash {crash}");
+
+        if crash {
+            // The dead invocation's lease (its 29 s deadline plus the margin) lapses.
+            h.clock.advance(Duration::from_secs(33));
+        }
+        for op in ["refund", "payment-attempt"] {
+            let response = h.call(&format!("{op}.duplicate")).await;
+            assert_eq!(
+                response.status(),
+                201,
+                "crash {crash}, {op}: {}",
+                body(&response)
+            );
+        }
+        let effects = h.effects().await;
+        assert_eq!(
+            (effects.refunds, effects.payment_attempts),
+            (1, 1),
+            "crash {crash}: one refund, one payment attempt"
+        );
+        assert_eq!(
+            h.gateway.calls(),
+            2,
+            "crash {crash}: the retry called the gateway"
+        );
+        assert_eq!(
+            h.gateway.authorizations(),
+            1,
+            "crash {crash}: with the same key, so it authorised once"
+        );
+        let order = h.repo.get_order(SEED_ORDER_ID).await.unwrap().unwrap();
+        let refunded = json(&h.call("refund.duplicate").await)["refundedCents"].clone();
+        assert_eq!(
+            serde_json::json!(order.refunded_cents),
+            refunded,
+            "crash {crash}"
+        );
+    }
 }

@@ -124,6 +124,62 @@ pub async fn create_orders_table(client: &Client, table: &str) -> Result<(), Rep
 }
 
 impl DynamoDbRepo {
+    /// A refund's two writes: the order's refundable total lowered, conditional so a
+    /// refund never exceeds the order (returning the old item when refused), and the
+    /// refund item.
+    fn refund_writes(&self, refund: &Refund) -> Result<[TransactWriteItem; 2], RepoError> {
+        let order_pk = format!("ORDER#{}", refund.order_id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&order_pk))
+            .key("sk", s("ORDER"))
+            .update_expression(
+                "SET refundableCents = refundableCents - :amt, refundedCents = refundedCents + :amt",
+            )
+            .condition_expression("attribute_exists(pk) AND refundableCents >= :amt")
+            .expression_attribute_values(":amt", n(refund.amount_cents))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| RepoError(e.to_string()))?;
+        let put = self.put(HashMap::from([
+            ("pk".to_owned(), s(&order_pk)),
+            ("sk".to_owned(), s(format!("REFUND#{}", refund.refund_id))),
+            ("entity".to_owned(), s("refund")),
+            ("refundId".to_owned(), s(&refund.refund_id)),
+            ("amountCents".to_owned(), n(refund.amount_cents)),
+            ("reason".to_owned(), s(&refund.reason)),
+        ]))?;
+        Ok([TransactWriteItem::builder().update(update).build(), put])
+    }
+
+    /// Checks the order, then hands the refund's writes (still conditional, so a
+    /// refund never exceeds the order) to the idempotency layer, to be committed with
+    /// the request's completion: a crash or a failed commit refunds nothing, and the
+    /// retry refunds once. `refunded_cents` is the total as read plus this refund; if
+    /// another refund takes the amount first, the commit is refused, nothing is
+    /// written, and a retry runs again.
+    async fn refund_atomically(
+        &self,
+        refund: &Refund,
+        writes: &AtomicWrites,
+    ) -> Result<RefundOutcome, RepoError> {
+        let Some(order) = self.get_order(&refund.order_id).await? else {
+            return Ok(RefundOutcome::UnknownOrder);
+        };
+        let refundable = order.total_cents.saturating_sub(order.refunded_cents);
+        if refund.amount_cents > refundable {
+            return Ok(RefundOutcome::ExceedsTotal {
+                refundable_cents: refundable,
+            });
+        }
+        for write in self.refund_writes(refund)? {
+            writes.push(write).map_err(|e| RepoError(e.to_string()))?;
+        }
+        Ok(RefundOutcome::Recorded {
+            refunded_cents: order.refunded_cents + refund.amount_cents,
+        })
+    }
+
     /// A reservation's two writes: the stock decrement, conditional so stock never
     /// goes negative (returning the old item when refused), and the reservation item.
     fn reservation_writes(&self, r: &Reservation) -> Result<[TransactWriteItem; 2], RepoError> {
@@ -308,18 +364,32 @@ impl OrdersRepo for DynamoDbRepo {
     }
 
     async fn add_payment_attempt(&self, a: &PaymentAttempt) -> Result<(), RepoError> {
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s(format!("ORDER#{}", a.order_id))),
+            (
+                "sk".to_owned(),
+                s(format!("PAYMENT#{}", a.payment_attempt_id)),
+            ),
+            ("entity".to_owned(), s("payment_attempt")),
+            ("paymentAttemptId".to_owned(), s(&a.payment_attempt_id)),
+            ("amountCents".to_owned(), n(a.amount_cents)),
+            ("currency".to_owned(), s(&a.currency)),
+            ("paymentMethod".to_owned(), s(&a.payment_method)),
+            ("status".to_owned(), s(&a.status)),
+            ("gatewayReference".to_owned(), s(&a.gateway_reference)),
+        ]);
+        // Under the idempotency layer with DynamoDB, the attempt is committed with the
+        // request's completion: a crash or a failed commit records nothing, and the
+        // retry (whose gateway call carries the same key) records it once.
+        if let Some(writes) = AtomicWrites::current() {
+            return writes
+                .push(self.put(item)?)
+                .map_err(|e| RepoError(e.to_string()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("ORDER#{}", a.order_id)))
-            .item("sk", s(format!("PAYMENT#{}", a.payment_attempt_id)))
-            .item("entity", s("payment_attempt"))
-            .item("paymentAttemptId", s(&a.payment_attempt_id))
-            .item("amountCents", n(a.amount_cents))
-            .item("currency", s(&a.currency))
-            .item("paymentMethod", s(&a.payment_method))
-            .item("status", s(&a.status))
-            .item("gatewayReference", s(&a.gateway_reference))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -328,31 +398,14 @@ impl OrdersRepo for DynamoDbRepo {
     }
 
     async fn add_refund(&self, refund: &Refund) -> Result<RefundOutcome, RepoError> {
-        let order_pk = format!("ORDER#{}", refund.order_id);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(&order_pk))
-            .key("sk", s("ORDER"))
-            .update_expression(
-                "SET refundableCents = refundableCents - :amt, refundedCents = refundedCents + :amt",
-            )
-            .condition_expression("attribute_exists(pk) AND refundableCents >= :amt")
-            .expression_attribute_values(":amt", n(refund.amount_cents))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| RepoError(e.to_string()))?;
-        let put = self.put(HashMap::from([
-            ("pk".to_owned(), s(&order_pk)),
-            ("sk".to_owned(), s(format!("REFUND#{}", refund.refund_id))),
-            ("entity".to_owned(), s("refund")),
-            ("refundId".to_owned(), s(&refund.refund_id)),
-            ("amountCents".to_owned(), n(refund.amount_cents)),
-            ("reason".to_owned(), s(&refund.reason)),
-        ]))?;
+        if let Some(writes) = AtomicWrites::current() {
+            return self.refund_atomically(refund, &writes).await;
+        }
+        let [update, put] = self.refund_writes(refund)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(update)
             .transact_items(put)
             .send()
             .await;
