@@ -18,6 +18,8 @@
 
 use std::time::Duration;
 
+use crate::clock::millis;
+
 /// Default record expiry: 24 hours.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Shortest expiry accepted: 5 minutes.
@@ -188,10 +190,12 @@ impl IdempotencyConfig {
     /// The lease must cover the whole invocation, or a retry could take the key over
     /// and run the handler a second time while the first still runs. So with a known
     /// deadline it lasts until the deadline plus [`lease_margin`](Self::lease_margin)
-    /// (another instance's clock may run ahead), however long that is. The
-    /// [`max_lease`](Self::max_lease) applies only when the deadline is unknown: unset
-    /// (`0`, as in `Context::default()`) or already past, never a lease that lapses
-    /// before the handler starts. A record never expires while its lease is live
+    /// (another instance's clock may run ahead). The [`max_lease`](Self::max_lease)
+    /// applies only when the deadline is unknown: unset (`0`, as in
+    /// `Context::default()`), already past (never a lease that lapses before the
+    /// handler starts), or more than [`MAX_LEASE`] (an hour) away, which no Lambda
+    /// invocation (15 minutes at most) has: a bogus deadline must not lock a key for
+    /// days. A record never expires while its lease is live
     /// ([`crate::record::expires_at_for`]).
     ///
     /// ```
@@ -206,7 +210,7 @@ impl IdempotencyConfig {
     /// ```
     pub fn lease_for(&self, now_ms: i64, deadline_ms: i64) -> Duration {
         let remaining = deadline_ms.saturating_sub(now_ms);
-        if deadline_ms <= 0 || remaining <= 0 {
+        if deadline_ms <= 0 || remaining <= 0 || remaining > millis(MAX_LEASE) {
             return self.max_lease;
         }
         Duration::from_millis(remaining.unsigned_abs()).saturating_add(self.lease_margin)
@@ -426,6 +430,13 @@ mod tests {
         assert_eq!(c.lease_for(now, now), Duration::from_secs(60));
         assert_eq!(c.lease_for(now, now - 1), Duration::from_secs(60));
         assert_eq!(c.lease_for(now, -5), Duration::from_secs(60));
+        // A deadline no invocation has (over an hour away) is not trusted.
+        assert_eq!(
+            c.lease_for(now, now + 3_600_000),
+            Duration::from_secs(3_602)
+        );
+        assert_eq!(c.lease_for(now, now + 3_600_001), Duration::from_secs(60));
+        assert_eq!(c.lease_for(now, i64::MAX), Duration::from_secs(60));
     }
 
     #[test]

@@ -43,10 +43,21 @@
 use sha2::{Digest, Sha256};
 
 /// The request the current handler runs for; see the [module docs](self).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CurrentRequest {
+    /// Holds the raw actor: never shown (see the `Debug` impl).
     partition_key: String,
     key: String,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for CurrentRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentRequest")
+            .field("idempotency_key", &self.key)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
 }
 
 tokio::task_local! {
@@ -67,16 +78,23 @@ impl CurrentRequest {
     }
 
     /// A key for a call to another service on this request's behalf: `idem-` and 64
-    /// hex digits of SHA-256 over the record's scope and `purpose`. It is the same on
-    /// every attempt of this request (a retry, a takeover after a crash), different
-    /// for every other request and for every `purpose` (two calls to two providers),
-    /// and it reveals neither the actor nor the client's key. 69 ASCII characters:
-    /// within Stripe's 255 and the IETF draft's rules.
+    /// hex digits of SHA-256 over the record's scope (route, actor, key), the
+    /// request's fingerprint and `purpose`. It is the same on every attempt of this
+    /// request (a retry, a takeover after a crash), different for a different request
+    /// under the same key and for every `purpose` (two calls to two providers), and
+    /// it reveals neither the actor nor the client's key. 69 ASCII characters: within
+    /// Stripe's 255 and the IETF draft's rules.
+    ///
+    /// The same request sent again with the same key after its record expired gets
+    /// the same downstream key: a provider that remembers keys longer than the
+    /// record's expiry answers with its first result instead of acting twice.
     pub fn downstream_key(&self, purpose: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(b"lambda-idempotency/downstream/v1");
-        hasher.update((self.partition_key.len() as u64).to_be_bytes());
-        hasher.update(self.partition_key.as_bytes());
+        for part in [&self.partition_key, &self.fingerprint] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
         hasher.update(purpose.as_bytes());
         let digest = hasher.finalize();
         let mut out = String::with_capacity(5 + 64);
@@ -88,10 +106,11 @@ impl CurrentRequest {
         out
     }
 
-    pub(crate) fn new(partition_key: &str, key: &str) -> Self {
+    pub(crate) fn new(partition_key: &str, key: &str, fingerprint: &str) -> Self {
         Self {
             partition_key: partition_key.to_owned(),
             key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
         }
     }
 
@@ -106,15 +125,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn downstream_keys_depend_on_the_scope_and_the_purpose_only() {
-        let a = CurrentRequest::new("k1|4:POST|5:alice|k-1", "k-1");
-        let b = CurrentRequest::new("k1|4:POST|3:bob|k-1", "k-1");
+    fn downstream_keys_depend_on_the_scope_the_request_and_the_purpose() {
+        let a = CurrentRequest::new("k1|4:POST|5:alice|k-1", "k-1", "v2:aa");
+        let b = CurrentRequest::new("k1|4:POST|3:bob|k-1", "k-1", "v2:aa");
+        let other_body = CurrentRequest::new("k1|4:POST|5:alice|k-1", "k-1", "v2:bb");
         assert_eq!(
             a.downstream_key("gateway"),
             a.clone().downstream_key("gateway")
         );
         assert_ne!(a.downstream_key("gateway"), b.downstream_key("gateway"));
+        assert_ne!(
+            a.downstream_key("gateway"),
+            other_body.downstream_key("gateway")
+        );
         assert_ne!(a.downstream_key("gateway"), a.downstream_key("ledger"));
         assert!(!a.downstream_key("gateway").contains("alice"));
+        assert!(!format!("{a:?}").contains("alice"), "Debug hides the actor");
     }
 }

@@ -1659,12 +1659,19 @@ async fn requests_without_a_principal_are_anonymous() {
     });
     let cases = [
         (REFUND, "v2-no-authorizer", Event::refund()),
+        (REFUND, "v1-null-identity", Event::rest_refund()),
+        // API Gateway's test console and SAM-style events send a null claims object.
         (
             REFUND,
-            "v2-empty-authorizer",
-            Event::refund().authorizer(json!({})),
+            "v1-null-claims",
+            Event::rest_refund().authorizer(json!({ "claims": null })),
         ),
-        (REFUND, "v1-null-identity", Event::rest_refund()),
+        // ALB's OIDC header names mean nothing on another event: a client sent them.
+        (
+            REFUND,
+            "v2-spoofed-oidc-header",
+            Event::refund().header("x-amzn-oidc-identity", "someone"),
+        ),
         // API Gateway's test console and SAM local send empty strings, not nulls.
         (
             REFUND,
@@ -1678,12 +1685,13 @@ async fn requests_without_a_principal_are_anonymous() {
             Event::function_url("POST", "/some/path"),
         ),
     ];
+    let count = cases.len();
     for (route, key, event) in cases {
         send(&mut service, event.key(key).request()).await;
         let record = record(&store, route, ANONYMOUS, key);
         assert_eq!(record.map(|r| r.actor), Some(ANONYMOUS.to_owned()), "{key}");
     }
-    assert_eq!(calls.count(), 6);
+    assert_eq!(calls.count(), count);
 }
 
 #[tokio::test]
@@ -2190,6 +2198,12 @@ fn authenticated_without_a_principal() -> Vec<(&'static str, Event)> {
             "v2-lambda-simple",
             Event::refund().authorizer(json!({ "lambda": { "tenant": "tenant-1" } })),
         ),
+        // HTTP API Lambda authorizer that returned no context at all.
+        (
+            "v2-lambda-no-context",
+            Event::refund().authorizer(json!({ "lambda": null })),
+        ),
+        ("v2-empty-authorizer", Event::refund().authorizer(json!({}))),
         // HTTP API Lambda authorizer, IAM policy response: its context, no principalId.
         (
             "v2-lambda-iam-policy",
@@ -2272,7 +2286,7 @@ async fn unidentified_callers_share_the_anonymous_actor_only_when_opted_in() {
         };
         assert!(record(&store, route, ANONYMOUS, name).is_some(), "{name}");
     }
-    assert_eq!(calls.count(), 6);
+    assert_eq!(calls.count(), authenticated_without_a_principal().len());
 }
 
 #[tokio::test]

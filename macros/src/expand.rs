@@ -130,13 +130,20 @@ pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
     })
 }
 
-/// The store, built once in the setup function.
+/// The store, built once in the setup function. The DynamoDB store from the
+/// environment is checked there too (the table exists; a global table keeps the
+/// protocol's guarantees), so a misconfiguration fails the first invocation clearly.
 fn store_expr(args: &Args) -> TokenStream {
+    let from_env = |span: proc_macro2::Span| {
+        quote_spanned!(span=> {
+            let store = ::lambda_idempotency::store::dynamodb::DynamoDbStore::from_env().await?;
+            store.check_table().await?;
+            store
+        })
+    };
     match &args.store {
-        None => quote!(::lambda_idempotency::store::dynamodb::DynamoDbStore::from_env().await?),
-        Some(StoreArg::Env(span)) => quote_spanned!(*span=>
-            ::lambda_idempotency::store::dynamodb::DynamoDbStore::from_env().await?
-        ),
+        None => from_env(proc_macro2::Span::call_site()),
+        Some(StoreArg::Env(span)) => from_env(*span),
         Some(StoreArg::Memory(span)) => quote_spanned!(*span=>
             ::lambda_idempotency::store::MemoryStore::new()
         ),

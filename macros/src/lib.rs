@@ -50,7 +50,7 @@ use syn::ItemFn;
 /// | `key = "/orderId"`, `key = ["/a", "/b"]` | event (required) | JSON pointers (RFC 6901) into the payload whose values form the key ([`key_pointers`]); each empty or starting with `/` | — |
 /// | `payload = ["/amount", ...]` | event | the parts of the payload that tell a retry from a different event ([`payload_pointers`]) | the whole payload |
 /// | `expiry = "24h"` | both | how long a key is remembered: a whole number with `s`, `m`, `h` or `d`, or bare seconds, between `5m` and `72h`, checked at compile time; it wins over `IDEMPOTENCY_EXPIRY` | `IDEMPOTENCY_EXPIRY`, else 24 h |
-/// | `store = "env"` | both | [`DynamoDbStore::from_env`]: the table named by `IDEMPOTENCY_TABLE` | yes |
+/// | `store = "env"` | both | [`DynamoDbStore::from_env`]: the table named by `IDEMPOTENCY_TABLE`, checked once per process | yes |
 /// | `store = "memory"` | both | a [`MemoryStore`] made once per process for this handler: for tests and demos, never shared between Lambda instances | |
 /// | `store = path::to::make_store` | both | your `async fn() -> Result<impl Store, lambda_idempotency::Error>`, called once per process | |
 /// | `name = "payments"` | event | the scope records are kept under ([`name`]); two handlers sharing a table and a key space need different names | the function's name |
@@ -177,8 +177,10 @@ use syn::ItemFn;
 /// An HTTP handler expands the same way around
 /// `IdempotencyLayer::builder(store).config(config).build()?`, returns
 /// `Result<Response<Body>, E>`, and converts a setup error into `E` with `?`.
-/// `store = "env"` (the default) is `DynamoDbStore::from_env().await?`, and
-/// `store = path` is `path().await?`.
+/// `store = "env"` (the default) is `DynamoDbStore::from_env().await?` followed by
+/// `store.check_table().await?` (the table exists, and a global table keeps the
+/// protocol's guarantees; it needs `dynamodb:DescribeTable`), and `store = path` is
+/// `path().await?`.
 ///
 /// [`EventIdempotencyLayer`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/struct.EventIdempotencyLayer.html
 /// [`IdempotencyLayer`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/http/struct.IdempotencyLayer.html

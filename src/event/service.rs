@@ -219,7 +219,8 @@ where
             .store
             .supports_atomic_writes()
             .then(AtomicWrites::default);
-        let current = crate::CurrentRequest::new(&lease.partition_key, &key_text);
+        let current =
+            crate::CurrentRequest::new(&lease.partition_key, &key_text, begin.fingerprint.as_str());
         let call = AssertUnwindSafe(current.scope(async {
             match &atomic {
                 Some(writes) => writes.clone().scope(inner.call(event)).await,

@@ -208,31 +208,39 @@ const ALB_OIDC_HEADERS: [&str; 3] = [
 
 /// How the request was authenticated, when it was: the name of the mechanism, for
 /// the refusal's message. `None` for a request with no authentication at all.
+///
+/// An HTTP API event carries `requestContext.authorizer` only for a route with an
+/// authorizer (a Lambda authorizer that returned no context arrives as
+/// `{"lambda": null}`), so its presence alone counts. ALB's OIDC headers count only on
+/// an ALB event: elsewhere they are whatever the client sent.
 pub(crate) fn authentication_of(request: &Request) -> Option<&'static str> {
-    if ALB_OIDC_HEADERS
-        .iter()
-        .any(|h| request.headers().contains_key(*h))
-    {
-        return Some("ALB OIDC authentication");
-    }
     match request.request_context_ref()? {
+        RequestContext::Alb(_) => ALB_OIDC_HEADERS
+            .iter()
+            .any(|h| request.headers().contains_key(*h))
+            .then_some("ALB OIDC authentication"),
         RequestContext::ApiGatewayV2(ctx) => {
             let auth = ctx.authorizer.as_ref()?;
-            if auth.jwt.is_some() {
-                Some("a JWT authorizer")
+            Some(if auth.jwt.is_some() {
+                "a JWT authorizer"
             } else if auth.iam.is_some() {
-                Some("IAM authorization")
-            } else if !auth.fields.is_empty() {
-                Some("a Lambda authorizer")
+                "IAM authorization"
             } else {
-                None
-            }
+                "a Lambda authorizer"
+            })
         }
         RequestContext::ApiGatewayV1(ctx) => {
             let identity = &ctx.identity;
-            if ctx.authorizer.fields.contains_key("claims") {
+            let present = |v: &Value| match v {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                _ => true,
+            };
+            let fields = &ctx.authorizer.fields;
+            if fields.get("claims").is_some_and(present) {
                 Some("a Cognito authorizer")
-            } else if !ctx.authorizer.fields.is_empty() {
+            } else if fields.values().any(present) {
                 Some("a Lambda authorizer")
             } else if non_empty(identity.access_key.as_ref()).is_some()
                 || non_empty(identity.caller.as_ref()).is_some()
@@ -242,6 +250,7 @@ pub(crate) fn authentication_of(request: &Request) -> Option<&'static str> {
                 None
             }
         }
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }

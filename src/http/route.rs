@@ -116,13 +116,27 @@ fn gateway_template(request: &Request) -> Option<String> {
     }
 }
 
-/// The path as the client addressed the function: the event's raw path (without an
-/// API Gateway stage prefix) where the event has one, else the URI's path.
+/// The path as the function's routes see it: the event's raw path where it has one
+/// (REST's `path` has no stage; an HTTP API's `rawPath` starts with a named stage,
+/// which is stripped), else the URI's path.
 pub(crate) fn routing_path(request: &Request) -> &str {
-    match request.raw_http_path() {
-        "" => request.uri().path(),
+    let raw = match request.raw_http_path() {
+        "" => return request.uri().path(),
         raw => raw,
+    };
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = request.request_context_ref()
+        && let Some(stage) = ctx
+            .stage
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "$default")
+        && let Some(rest) = raw
+            .strip_prefix('/')
+            .and_then(|r| r.strip_prefix(stage))
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        return if rest.is_empty() { "/" } else { rest };
     }
+    raw
 }
 
 /// Normalises a path so every spelling of one resource compares equal: percent-
@@ -198,8 +212,13 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
             i += 3;
             continue;
         }
-        // Copy up to the next '%' in one piece (it is a char boundary: '%' is ASCII).
-        let next = path[i + 1..].find('%').map_or(path.len(), |n| i + 1 + n);
+        // Copy up to the next '%' in one piece. `i` is a char boundary (the start, a
+        // '%', or just after an escape, all ASCII) and so is `next` ('%' is ASCII);
+        // search the bytes, as `i + 1` may fall inside a multi-byte character.
+        let next = bytes[i + 1..]
+            .iter()
+            .position(|b| *b == b'%')
+            .map_or(bytes.len(), |n| i + 1 + n);
         out.push_str(&path[i..next]);
         i = next;
     }
@@ -283,6 +302,8 @@ impl Template {
             reason: reason.to_owned(),
         };
         let (method, path) = match text.split_once(' ') {
+            // API Gateway's spelling of "every method".
+            Some(("ANY", path)) => (None, path),
             Some((method, path)) => {
                 let method = Method::from_bytes(method.as_bytes())
                     .map_err(|_| invalid("the method is not an HTTP method"))?;
@@ -395,12 +416,32 @@ mod tests {
             ("/%zz", "/%zz"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/é//x", "/é/x"),
+            ("/%41é", "/Aé"),
+            ("/é%41é%2fé", "/éAé%2Fé"),
+            ("/%é", "/%é"),
+            ("/%4é", "/%4é"),
             ("/%2E%2E/x", "/x"),
         ] {
             assert_eq!(normalize_path(raw), normal, "{raw:?}");
             assert_eq!(normalize_path(normal), normal, "{normal:?} is stable");
         }
         assert!(matches!(normalize_path("/orders/o-1"), Cow::Borrowed(_)));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::with_cases(512)
+        })]
+
+        /// Any path (escapes cut short, multi-byte characters next to escapes, dots)
+        /// normalises without panicking, to a path that is already normal.
+        #[test]
+        fn any_path_normalises_once_and_for_all(path in "[/%a-fA-F0-9.~_é€😀-]{0,32}") {
+            let once = normalize_path(&path).into_owned();
+            proptest::prop_assert!(once.starts_with('/'), "{:?} -> {:?}", path, once);
+            proptest::prop_assert_eq!(normalize_path(&once).into_owned(), once);
+        }
     }
 
     #[test]
@@ -410,6 +451,7 @@ mod tests {
             "/orders/summary",
             "/{proxy+}",
             "POST /orders/{orderId}/refunds",
+            "ANY /files/{name}",
         ])
         .unwrap();
         let m = |method: Method, path: &str| templates.match_route(&method, path);
@@ -431,5 +473,9 @@ mod tests {
             Some("/{proxy+}")
         );
         assert_eq!(m(Method::GET, "/").as_deref(), None);
+        assert_eq!(
+            m(Method::DELETE, "/files/a").as_deref(),
+            Some("/files/{name}")
+        );
     }
 }

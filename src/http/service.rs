@@ -344,7 +344,8 @@ where
         .store
         .supports_atomic_writes()
         .then(AtomicWrites::default);
-    let current = crate::CurrentRequest::new(&lease.partition_key, &key);
+    let current =
+        crate::CurrentRequest::new(&lease.partition_key, &key, begin.fingerprint.as_str());
     let call = AssertUnwindSafe(current.scope(async {
         match &atomic {
             Some(writes) => writes.clone().scope(inner.call(request)).await,

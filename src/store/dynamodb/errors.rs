@@ -14,6 +14,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "LimitExceededException",
     "TransactionConflictException",
+    // An MRSC global table: a write raced a conflicting one in another Region.
+    "ReplicatedWriteConflictException",
 ];
 
 /// Maps an SDK error that is not a conditional-check failure.
