@@ -2,47 +2,9 @@
 //! the record under the request's lease, and naming what happened.
 
 use crate::clock::Clock;
+pub use crate::outcome::Outcome;
 use crate::record::Record;
 use crate::store::{Lease, Store, WriteOutcome};
-
-/// What happened to one idempotent request, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The handler ran and its response was stored.
-    Executed,
-    /// A stored response was returned; the handler did not run.
-    Replayed,
-    /// The key was used for a different request.
-    Conflict,
-    /// The same request is still running elsewhere.
-    InFlight,
-    /// The handler failed (error, panic or retryable status); the record is `ERRORED`.
-    Errored,
-    /// The store failed.
-    StoreError,
-    /// The handler ran but its lease had been taken over; nothing was stored.
-    LeaseLost,
-    /// The key was missing or malformed.
-    Rejected,
-}
-
-impl Outcome {
-    /// The outcome's name in logs: `executed`, `replayed`, `conflict`, `in_flight`,
-    /// `errored`, `store_error`, `lease_lost`, `rejected`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Executed => "executed",
-            Self::Replayed => "replayed",
-            Self::Conflict => "conflict",
-            Self::InFlight => "in_flight",
-            Self::Errored => "errored",
-            Self::StoreError => "store_error",
-            Self::LeaseLost => "lease_lost",
-            Self::Rejected => "rejected",
-        }
-    }
-}
 
 /// How storing a handler's response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +86,7 @@ pub(crate) async fn complete(
         // An earlier attempt (ours, or the SDK's) landed and only its answer was lost.
         Ok(WriteOutcome::LeaseLost {
             current: Some(current),
-        }) if completed_under(&current, lease) => Completion::Stored,
+        }) if current.completed_under(lease) => Completion::Stored,
         Ok(WriteOutcome::LeaseLost { current }) => {
             tracing::warn!(
                 current_status = ?current.as_ref().map(|r| r.status),
@@ -164,12 +126,6 @@ pub(crate) async fn complete(
             Completion::StoreFailed
         }
     }
-}
-
-/// Whether `record` was completed under `lease`: the lease token is unique to one
-/// holder, so only this request's own completion can have written it.
-fn completed_under(record: &Record, lease: &Lease) -> bool {
-    record.lease_token == lease.token && record.status == crate::record::Status::Completed
 }
 
 /// Stores the response (and commits `writes`), again while the store is unavailable,
@@ -244,7 +200,7 @@ pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
         Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => Failed::Marked,
         Ok(WriteOutcome::LeaseLost {
             current: Some(current),
-        }) if completed_under(&current, lease) => Failed::AlreadyCompleted,
+        }) if current.completed_under(lease) => Failed::AlreadyCompleted,
         Ok(WriteOutcome::LeaseLost { .. } | WriteOutcome::WritesRejected { .. }) => {
             tracing::warn!("lease lost before marking the record errored");
             Failed::NotMarked

@@ -1,23 +1,71 @@
 //! Idempotent AWS Lambda handlers: a retried or duplicated request never repeats a
-//! side effect.
+//! side effect (a double charge, a duplicate order, stock taken twice).
 //!
 //! Each request carries a key. The first request with a key runs the handler and
 //! its response is stored; a retry of the same request gets the stored response
 //! back; a different request that reuses the key, or a retry that arrives while the
 //! first is still running, is refused. Records live in DynamoDB (one conditional
-//! write to begin, one fenced write to complete) and expire through the table's TTL.
+//! write to begin, one write fenced on a lease token to complete) and expire through
+//! the table's TTL; the lease covers the whole invocation.
 //!
-//! The building blocks, one module each:
+//! # Quick start
 //!
-//! - [`key`]: which `Idempotency-Key` values are accepted.
-//! - [`scope`]: (route, actor, key) to a bounded, collision-free partition key.
-//! - [`fingerprint`] and [`canonical_json`]: what counts as "the same request".
-//! - [`record`]: the stored record and the rules that decide begin / replay /
-//!   conflict.
-//! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore)
-//!   and [`DynamoDbStore`](store::dynamodb::DynamoDbStore).
-//! - [`config`]: expiry and lease bounds, from code or environment variables.
-//! - [`clock`]: injected time.
+//! Wrap a `lambda_http` handler in [`http::IdempotencyLayer`]. In a function the
+//! store is [`store::dynamodb::DynamoDbStore::from_env`]; here the in-memory store
+//! shows what a client sees:
+//!
+//! ```
+//! use lambda_http::{Body, Error, Request, Response, service_fn};
+//! use lambda_idempotency::http::IdempotencyLayer;
+//! use lambda_idempotency::store::MemoryStore;
+//! use tower::{Layer, ServiceExt};
+//!
+//! async fn create_order(_req: Request) -> Result<Response<Body>, Error> {
+//!     // Charge, write, ...: runs at most once per key.
+//!     Ok(Response::builder().status(201).body(Body::from(r#"{"orderId":"o-1"}"#))?)
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let layer = IdempotencyLayer::builder(MemoryStore::new()).build()?;
+//! let service = layer.layer(service_fn(create_order));
+//! // In main: lambda_http::run(service).await
+//!
+//! let order = |body: &str| {
+//!     lambda_http::http::Request::builder()
+//!         .method("POST")
+//!         .uri("/orders")
+//!         .header("idempotency-key", "8e03978e-40d5-43e8-bc93-6894a57f9324")
+//!         .body(Body::from(body.to_owned()))
+//!         .unwrap()
+//! };
+//! let first = service.clone().oneshot(order(r#"{"sku":"A1"}"#)).await?;
+//! let retry = service.clone().oneshot(order(r#"{ "sku": "A1" }"#)).await?;
+//! let other = service.clone().oneshot(order(r#"{"sku":"B2"}"#)).await?;
+//! assert_eq!(first.status(), 201);
+//! assert_eq!(retry.headers()["idempotent-replayed"], "true"); // the stored 201
+//! assert_eq!(other.status(), 409); // the key was used for another request
+//! # Ok::<(), Error>(())
+//! # })?;
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # Where to go next
+//!
+//! - [`http`]: the layer for `lambda_http` handlers, its behaviour table, routes,
+//!   actors (whose records a request may see) and problem+json answers.
+//! - [`event`]: the layer for `lambda_runtime` handlers (SQS, EventBridge, direct
+//!   invocations), keyed by JSON pointers into the payload.
+//! - [`idempotent`]: the same as one attribute on the handler.
+//! - [`atomic`]: commit a handler's own DynamoDB writes in one transaction with the
+//!   record's completion, so "the effect happened but its result was not stored"
+//!   cannot occur; [`CurrentRequest`]: keys for calls to other services.
+//! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore),
+//!   [`DynamoDbStore`](store::dynamodb::DynamoDbStore) and the warm
+//!   [`CachedStore`](store::CachedStore).
+//! - [`config`]: expiry and lease settings, from code or environment variables.
+//! - [`metrics`]: what the layers measure, and a CloudWatch EMF exporter.
+//! - [`record`] and [`fingerprint`]: the stored record, the rules every store applies
+//!   to it, and what counts as "the same request".
 
 #![warn(missing_docs)]
 
@@ -33,6 +81,7 @@ pub mod fingerprint;
 pub mod http;
 pub mod key;
 pub mod metrics;
+mod outcome;
 pub mod record;
 pub mod scope;
 pub mod store;

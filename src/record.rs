@@ -1,13 +1,19 @@
 //! The stored record, and the rules every store applies to it.
 //!
-//! The rules live here, not in the stores, so the in-memory store and DynamoDB's
-//! condition expressions cannot drift apart: the DynamoDB store's expressions are
-//! the same predicates written in DynamoDB's language, and the shared behaviour
-//! suite runs both.
+//! Every rule of the protocol lives here as a plain function over data: what a begin
+//! writes ([`Record::pending`]) and when it may replace a record
+//! ([`Record::may_begin_over`]), why a live record blocks a request
+//! ([`Record::conflict_with`]), what a lease is ([`Record::lease`]), when a fenced
+//! update finds its own earlier write ([`Record::already_written`]), and when a record
+//! expires ([`Record::is_expired`], [`expires_at_for`]). Stores only translate them:
+//! the in-memory store calls them, and the DynamoDB store's condition expressions are
+//! the same predicates in DynamoDB's language; the shared behaviour suite runs both.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::fingerprint::Fingerprint;
+use crate::scope::Scope;
 
 /// Where a record is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,7 +113,106 @@ pub struct Record {
     pub key: String,
 }
 
+/// The lease a request holds after a successful begin: the record it may complete,
+/// and the token its completion is fenced on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The record's partition key.
+    pub partition_key: String,
+    /// The token completion is fenced on.
+    pub token: LeaseToken,
+    /// When the lease lapses, epoch milliseconds.
+    pub expires_at_ms: i64,
+    /// When the record expires, epoch seconds.
+    pub record_expires_at: i64,
+}
+
+/// The longest informational copy of the route or actor kept in a record, in bytes
+/// (the partition key already identifies the record; these are for operators).
+const MAX_INFORMATIONAL_BYTES: usize = 1024;
+
+/// Caps an informational attribute at [`MAX_INFORMATIONAL_BYTES`] on a character
+/// boundary.
+fn cap(text: &str) -> String {
+    if text.len() <= MAX_INFORMATIONAL_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_INFORMATIONAL_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 impl Record {
+    /// The `PENDING` record a successful begin writes at `now_ms`: a fresh lease token,
+    /// a lease of `lease` from now, and an expiry that outlives the lease
+    /// ([`expires_at_for`]).
+    pub fn pending(
+        scope: &Scope,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+        expiry: Duration,
+        now_ms: i64,
+    ) -> Record {
+        let lease_expires_at_ms = now_ms.saturating_add(crate::clock::millis(lease));
+        Record {
+            partition_key: scope.partition_key().to_owned(),
+            status: Status::Pending,
+            fingerprint: fingerprint.clone(),
+            lease_token: LeaseToken::generate(),
+            lease_expires_at_ms,
+            expires_at: expires_at_for(now_ms, expiry, lease_expires_at_ms),
+            response: None,
+            response_omitted: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            route: cap(scope.route()),
+            actor: cap(scope.actor()),
+            key: scope.key().as_str().to_owned(),
+        }
+    }
+
+    /// The lease this record grants its holder.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            partition_key: self.partition_key.clone(),
+            token: self.lease_token.clone(),
+            expires_at_ms: self.lease_expires_at_ms,
+            record_expires_at: self.expires_at,
+        }
+    }
+
+    /// Whether this record is exactly what a fenced update under `lease` to `status`
+    /// (with `response`, for a completion) would have written: the same token, the
+    /// target status and the same response. Then a retried update that "failed" its
+    /// condition had in fact been applied by an earlier attempt (an SDK retry, or
+    /// ours after a lost answer), and counts as written.
+    pub fn already_written(&self, lease: &Lease, status: Status, response: Option<&[u8]>) -> bool {
+        if self.lease_token != lease.token || self.status != status {
+            return false;
+        }
+        match response {
+            None => true,
+            Some(bytes) => match self.response.as_deref() {
+                Some(stored) => stored == bytes,
+                None => self.response_omitted == Some(bytes.len() as u64),
+            },
+        }
+    }
+
+    /// Whether a fenced update under `lease` may change this record: it is still the
+    /// holder's (`PENDING` under the same token).
+    pub fn held_by(&self, lease: &Lease) -> bool {
+        self.lease_token == lease.token && self.status == Status::Pending
+    }
+
+    /// Whether this record was completed under `lease`: the token is unique to one
+    /// holder, so only that request's own completion can have written it.
+    pub fn completed_under(&self, lease: &Lease) -> bool {
+        self.lease_token == lease.token && self.status == Status::Completed
+    }
+
     /// Whether the record has expired and must behave as absent. DynamoDB's TTL
     /// deletes expired items late (up to days), so every read checks this.
     pub fn is_expired(&self, now_secs: i64) -> bool {
@@ -135,7 +240,8 @@ impl Record {
         }
     }
 
-    /// Why a live record blocks a new request: the decision of DESIGN step 3.
+    /// Why a live record blocks a new request: replay it, report it in flight, or
+    /// refuse a different request.
     /// `None` when [`Record::may_begin_over`] would have let it begin.
     pub fn conflict_with(
         &self,
@@ -178,7 +284,7 @@ pub const EXPIRY_AFTER_LEASE_MS: i64 = 3_000;
 /// // A lease longer than the expiry extends the record.
 /// assert_eq!(expires_at_for(now, Duration::from_secs(300), now + 900_500), 1_700_000_904);
 /// ```
-pub fn expires_at_for(now_ms: i64, expiry: std::time::Duration, lease_expires_at_ms: i64) -> i64 {
+pub fn expires_at_for(now_ms: i64, expiry: Duration, lease_expires_at_ms: i64) -> i64 {
     let by_expiry = now_ms
         .saturating_add(crate::clock::millis(expiry))
         .div_euclid(1000);
@@ -220,6 +326,15 @@ mod tests {
             actor: "a".into(),
             key: "k".into(),
         }
+    }
+
+    #[test]
+    fn informational_copies_are_capped_on_a_character_boundary() {
+        assert_eq!(cap("short"), "short");
+        let long = "é".repeat(1000);
+        let capped = cap(&long);
+        assert!(capped.len() <= MAX_INFORMATIONAL_BYTES);
+        assert!(long.starts_with(&capped));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Idempotency for `lambda_http` handlers.
 //!
 //! [`IdempotencyLayer`] wraps any `Service<lambda_http::Request>` (a
-//! `service_fn`, a router) and applies the DESIGN behaviour table:
+//! `service_fn`, a router) and answers as this table says:
 //!
 //! | situation | response |
 //! |---|---|

@@ -28,7 +28,7 @@ pub use emf::{
     DEFAULT_NAMESPACE, ENV_NAMESPACE, EmfRecorder, EmfRecorderBuilder, flush_installed, install,
 };
 
-use crate::engine::Outcome;
+use crate::outcome::Outcome;
 
 /// Executions.
 pub const EXECUTION: &str = "idempotency.execution.count";

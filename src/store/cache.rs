@@ -258,22 +258,13 @@ impl<S> CachedStore<S> {
     }
 }
 
+/// The `PENDING` record `request` wrote under `lease`, as the store holds it.
 fn pending_record(request: &BeginRequest, lease: &Lease, now_ms: i64) -> Record {
-    Record {
-        partition_key: lease.partition_key.clone(),
-        status: Status::Pending,
-        fingerprint: request.fingerprint.clone(),
-        lease_token: lease.token.clone(),
-        lease_expires_at_ms: lease.expires_at_ms,
-        expires_at: lease.record_expires_at,
-        response: None,
-        response_omitted: None,
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-        route: super::fit::cap(request.scope.route()),
-        actor: super::fit::cap(request.scope.actor()),
-        key: request.scope.key().as_str().to_owned(),
-    }
+    let mut record = request.pending_record(now_ms);
+    record.lease_token = lease.token.clone();
+    record.lease_expires_at_ms = lease.expires_at_ms;
+    record.expires_at = lease.record_expires_at;
+    record
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -49,19 +49,6 @@ pub fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
     zstd::bulk::decompress(compressed, MAX_DECOMPRESSED).map_err(|e| format!("zstd: {e}"))
 }
 
-/// Caps an informational attribute (raw route, actor) at 1 KB on a character boundary.
-pub(crate) fn cap(text: &str) -> String {
-    const MAX: usize = 1024;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,14 +81,5 @@ mod tests {
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_DECOMPRESSED + 1], 3).unwrap();
         assert!(decompress(&bomb).is_err());
         assert!(decompress(b"not zstd").is_err());
-    }
-
-    #[test]
-    fn caps_on_a_character_boundary() {
-        assert_eq!(cap("short"), "short");
-        let long = "é".repeat(1000);
-        let capped = cap(&long);
-        assert!(capped.len() <= 1024);
-        assert!(long.starts_with(&capped));
     }
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
-use crate::clock::{Clock, SharedClock, SystemClock, millis};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Result;
-use crate::record::{Conflict, LeaseToken, Record, Status};
+use crate::record::{Conflict, Record, Status};
 
 /// Records in a map behind a mutex: for unit tests, the embedded demo, and
 /// single-process use. Every operation is atomic, like DynamoDB's conditional
@@ -102,15 +102,12 @@ impl MemoryStore {
     ) -> WriteOutcome {
         let mut records = self.lock();
         match records.get_mut(&lease.partition_key) {
-            Some(r) if r.lease_token == lease.token && r.status == Status::Pending => {
+            Some(r) if r.held_by(lease) => {
                 apply(r);
                 WriteOutcome::Written
             }
-            // The same rule as the DynamoDB store for a retried update that had been
-            // applied: the record already holds exactly this write.
-            Some(r) if super::dynamodb::already_written(r, lease, target, response) => {
-                WriteOutcome::Written
-            }
+            // A retried update that had been applied: the record already holds it.
+            Some(r) if r.already_written(lease, target, response) => WriteOutcome::Written,
             other => WriteOutcome::LeaseLost {
                 current: other.map(|r| Box::new(r.clone())),
             },
@@ -139,8 +136,8 @@ impl Store for MemoryStore {
                 None => {}
             }
         }
-        let record = new_pending_record(request, now_ms);
-        let lease = lease_of(&record);
+        let record = request.pending_record(now_ms);
+        let lease = record.lease();
         let replaced = records.insert(pk.to_owned(), record).map(Box::new);
         Ok(BeginOutcome::Started { lease, replaced })
     }
@@ -185,36 +182,5 @@ impl Store for MemoryStore {
 
     async fn delete(&self, partition_key: &str) -> Result<bool> {
         Ok(self.lock().remove(partition_key).is_some())
-    }
-}
-
-/// The `PENDING` record a successful begin writes; shared with the DynamoDB store.
-pub(crate) fn new_pending_record(request: &BeginRequest, now_ms: i64) -> Record {
-    let scope = &request.scope;
-    let lease_expires_at_ms = now_ms.saturating_add(millis(request.lease));
-    Record {
-        partition_key: scope.partition_key().to_owned(),
-        status: Status::Pending,
-        fingerprint: request.fingerprint.clone(),
-        lease_token: LeaseToken::generate(),
-        lease_expires_at_ms,
-        expires_at: crate::record::expires_at_for(now_ms, request.expiry, lease_expires_at_ms),
-        response: None,
-        response_omitted: None,
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-        route: super::fit::cap(scope.route()),
-        actor: super::fit::cap(scope.actor()),
-        key: scope.key().as_str().to_owned(),
-    }
-}
-
-/// The lease a freshly written `PENDING` record grants.
-pub(crate) fn lease_of(record: &Record) -> Lease {
-    Lease {
-        partition_key: record.partition_key.clone(),
-        token: record.lease_token.clone(),
-        expires_at_ms: record.lease_expires_at_ms,
-        record_expires_at: record.expires_at,
     }
 }

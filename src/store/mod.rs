@@ -22,7 +22,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
-use crate::record::{LeaseToken, Record};
+pub use crate::record::Lease;
+use crate::record::Record;
 use crate::scope::Scope;
 
 mod cache;
@@ -47,17 +48,18 @@ pub struct BeginRequest {
     pub expiry: Duration,
 }
 
-/// The lease a request holds after a successful begin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// The record's partition key.
-    pub partition_key: String,
-    /// The token completion is fenced on.
-    pub token: LeaseToken,
-    /// When the lease lapses, epoch milliseconds.
-    pub expires_at_ms: i64,
-    /// When the record expires, epoch seconds.
-    pub record_expires_at: i64,
+impl BeginRequest {
+    /// The `PENDING` record this request writes when it begins at `now_ms`
+    /// ([`Record::pending`]).
+    pub fn pending_record(&self, now_ms: i64) -> Record {
+        Record::pending(
+            &self.scope,
+            &self.fingerprint,
+            self.lease,
+            self.expiry,
+            now_ms,
+        )
+    }
 }
 
 /// The result of [`Store::begin`].

@@ -25,7 +25,6 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::memory::{lease_of, new_pending_record};
 use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::ConfigError;
@@ -56,28 +55,6 @@ pub use table::{EXPIRY_INDEX, create_table};
 
 use codec::{decode, encode};
 use errors::map_sdk_error;
-
-/// Whether `current` is exactly what a fenced update under `lease` would have
-/// written: the same token, the target status and (for a completion) the same
-/// response. Then a retried update that "failed" its condition had in fact been
-/// applied by its first attempt.
-pub(crate) fn already_written(
-    current: &Record,
-    lease: &Lease,
-    status: Status,
-    response: Option<&[u8]>,
-) -> bool {
-    if current.lease_token != lease.token || current.status != status {
-        return false;
-    }
-    match response {
-        None => true,
-        Some(bytes) => match current.response.as_deref() {
-            Some(stored) => stored == bytes,
-            None => current.response_omitted == Some(bytes.len() as u64),
-        },
-    }
-}
 
 /// How a completion stores its response.
 pub(super) struct ResponseParts {
@@ -288,7 +265,7 @@ impl DynamoDbStore {
     async fn put_pending(&self, request: &BeginRequest) -> Result<Option<BeginOutcome>> {
         let now_ms = self.clock.now_millis();
         let now_secs = self.clock.now_secs();
-        let record = new_pending_record(request, now_ms);
+        let record = request.pending_record(now_ms);
         let n = &self.names;
         let result = self
             .client
@@ -326,7 +303,7 @@ impl DynamoDbStore {
             .await;
         match result {
             Ok(out) => Ok(Some(BeginOutcome::Started {
-                lease: lease_of(&record),
+                lease: record.lease(),
                 replaced: self.decode_optional(out.attributes()),
             })),
             Err(SdkError::ServiceError(e))
@@ -344,7 +321,7 @@ impl DynamoDbStore {
                 // successful begin, not a request in flight.
                 if existing.lease_token == record.lease_token {
                     return Ok(Some(BeginOutcome::Started {
-                        lease: lease_of(&record),
+                        lease: record.lease(),
                         replaced: None,
                     }));
                 }
@@ -421,7 +398,7 @@ impl DynamoDbStore {
                 // A retried UpdateItem whose first attempt was applied meets the record
                 // already in the state it wrote, under our token: that is success.
                 if let Some(current) = &current
-                    && already_written(current, lease, status, response)
+                    && current.already_written(lease, status, response)
                 {
                     return Ok(match omitted {
                         Some(size) => WriteOutcome::WrittenWithoutResponse { size },
