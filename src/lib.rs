@@ -74,7 +74,7 @@ pub mod canonical_json;
 pub mod clock;
 pub mod config;
 mod current;
-pub mod engine;
+mod engine;
 mod error;
 pub mod event;
 pub mod fingerprint;
@@ -88,6 +88,7 @@ pub mod store;
 
 pub use current::CurrentRequest;
 pub use error::{BoxError, Error, Result};
+pub use outcome::Outcome;
 
 /// `#[idempotent(...)]`, the attribute form of [`event::EventIdempotencyLayer`] and
 /// [`http::IdempotencyLayer`]; defined in the `lambda-idempotency-macros` crate, whose

@@ -1,4 +1,4 @@
-//! The generic layer: configuration shared by every event.
+//! The generic layer: built once, shared (`Arc`) by every service it makes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,9 +8,9 @@ use tower::Layer;
 
 use super::key::{KeySource, PayloadFn};
 use super::service::EventIdempotency;
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::config::{ConfigError, IdempotencyConfig};
-use crate::http::MissingKey;
+use super::settings::EventSettings;
+use crate::config::ConfigError;
+use crate::engine::{CoreBuilder, core_builder_methods};
 use crate::store::Store;
 
 /// Makes a `Service<LambdaEvent<T>>` idempotent. See the [module docs](super).
@@ -19,29 +19,16 @@ pub struct EventIdempotencyLayer {
     pub(crate) settings: Arc<EventSettings>,
 }
 
-pub(crate) struct EventSettings {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) config: IdempotencyConfig,
-    pub(crate) clock: SharedClock,
-    pub(crate) name: String,
-    pub(crate) key: KeySource,
-    pub(crate) payload: Option<Vec<String>>,
-    pub(crate) actor: Option<PayloadFn>,
-    pub(crate) missing_key: MissingKey,
-    pub(crate) service: String,
-    pub(crate) wait_in_flight: Option<std::time::Duration>,
-}
-
 impl fmt::Debug for EventIdempotencyLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
         f.debug_struct("EventIdempotencyLayer")
-            .field("store", &s.store)
-            .field("config", &s.config)
+            .field("store", &s.core.store)
+            .field("config", &s.core.config)
             .field("name", &s.name)
             .field("key", &s.key)
             .field("payload", &s.payload)
-            .field("missing_key", &s.missing_key)
+            .field("missing_key", &s.core.missing_key)
             .finish_non_exhaustive()
     }
 }
@@ -55,22 +42,17 @@ impl EventIdempotencyLayer {
     /// [`key_fn`]: EventIdempotencyLayerBuilder::key_fn
     pub fn builder(store: impl Store) -> EventIdempotencyLayerBuilder {
         EventIdempotencyLayerBuilder {
-            store: Arc::new(store),
-            config: IdempotencyConfig::default(),
-            clock: Arc::new(SystemClock),
+            core: CoreBuilder::new(store),
             name: None,
             key: None,
             payload: None,
             actor: None,
-            missing_key: MissingKey::Reject,
-            service: None,
-            wait_in_flight: None,
         }
     }
 
     /// The store records are kept in.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.settings.store
+        &self.settings.core.store
     }
 }
 
@@ -82,36 +64,25 @@ impl<S> Layer<S> for EventIdempotencyLayer {
     }
 }
 
+impl<S> EventIdempotency<S> {
+    /// Wraps `inner` with `layer`'s settings (what [`Layer::layer`] does).
+    pub fn new(inner: S, layer: EventIdempotencyLayer) -> Self {
+        Self::with_settings(inner, layer.settings)
+    }
+}
+
 /// Builds an [`EventIdempotencyLayer`].
 #[must_use]
 pub struct EventIdempotencyLayerBuilder {
-    store: Arc<dyn Store>,
-    config: IdempotencyConfig,
-    clock: SharedClock,
+    core: CoreBuilder,
     name: Option<String>,
     key: Option<KeySource>,
     payload: Option<Vec<String>>,
     actor: Option<PayloadFn>,
-    missing_key: MissingKey,
-    service: Option<String>,
-    wait_in_flight: Option<std::time::Duration>,
 }
 
 impl EventIdempotencyLayerBuilder {
-    /// Instead of failing at once with `AlreadyInProgress`, wait up to `max` (and
-    /// never past the invocation's deadline less a second) for the other invocation
-    /// to finish, then return its output. Off by default.
-    pub fn wait_for_in_flight(mut self, max: std::time::Duration) -> Self {
-        self.wait_in_flight = Some(max);
-        self
-    }
-
-    /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
-    /// The `route` label is the scope [`name`](Self::name).
-    pub fn service_name(mut self, service: impl Into<String>) -> Self {
-        self.service = Some(service.into());
-        self
-    }
+    core_builder_methods!();
 
     /// The key is the value at this JSON pointer, e.g. `/orderId`.
     pub fn key_pointer(self, pointer: impl Into<String>) -> Self {
@@ -163,25 +134,6 @@ impl EventIdempotencyLayerBuilder {
         self
     }
 
-    /// Expiry and lease settings.
-    pub fn config(mut self, config: IdempotencyConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The clock (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// What an event without a key gets: an error (default) or the handler without
-    /// idempotency.
-    pub fn missing_key(mut self, missing_key: MissingKey) -> Self {
-        self.missing_key = missing_key;
-        self
-    }
-
     /// Checks the pointers and builds the layer.
     pub fn build(self) -> Result<EventIdempotencyLayer, ConfigError> {
         let key = self.key.ok_or(ConfigError::MissingKeySource)?;
@@ -208,16 +160,11 @@ impl EventIdempotencyLayerBuilder {
         });
         Ok(EventIdempotencyLayer {
             settings: Arc::new(EventSettings {
-                store: self.store,
-                config: self.config,
-                clock: self.clock,
+                core: self.core.build(),
                 name,
                 key,
                 payload: self.payload,
                 actor: self.actor,
-                missing_key: self.missing_key,
-                service: self.service.unwrap_or_else(crate::metrics::service_name),
-                wait_in_flight: self.wait_in_flight,
             }),
         })
     }

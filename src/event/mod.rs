@@ -50,7 +50,9 @@ mod error;
 mod key;
 mod layer;
 mod service;
+mod settings;
 
+pub use crate::engine::MissingKey;
 pub use error::IdempotencyError;
 pub use key::{KeySource, PayloadFn};
 pub use layer::{EventIdempotencyLayer, EventIdempotencyLayerBuilder};

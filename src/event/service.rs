@@ -1,11 +1,10 @@
-//! The generic service: begin / run / complete around one `LambdaEvent<T>`.
+//! The service: one event through the engine, as an event adapter.
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::FutureExt;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,38 +13,34 @@ use tracing::Instrument;
 
 use super::error::IdempotencyError;
 use super::key::fingerprint_for;
-use super::layer::{EventIdempotencyLayer, EventSettings};
-use crate::atomic::AtomicWrites;
-use crate::clock::Clock;
-use crate::engine::{
-    ActorHash, Completion, Outcome, Report, begin_waiting, complete, fail, retry_after_secs,
-};
-use crate::http::MissingKey;
-use crate::record::Status;
+use super::settings::EventSettings;
+use crate::engine::{ActorHash, Completion, Decision, Executed, MissingKey, Report, Verdict};
+use crate::fingerprint::Fingerprint;
+use crate::outcome::Outcome;
+use crate::record::{Record, Status};
 use crate::scope::{ANONYMOUS_ACTOR, Scope};
-use crate::store::{BeginOutcome, BeginRequest};
 
 /// Middleware that makes a `Service<LambdaEvent<T>>` idempotent; built by
-/// [`EventIdempotencyLayer`]. See the [module docs](super).
+/// [`EventIdempotencyLayer`](super::EventIdempotencyLayer). See the [module
+/// docs](super).
 #[derive(Clone)]
 pub struct EventIdempotency<S> {
     inner: S,
-    layer: EventIdempotencyLayer,
+    settings: Arc<EventSettings>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for EventIdempotency<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventIdempotency")
             .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
+            .field("name", &self.settings.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl<S> EventIdempotency<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, layer: EventIdempotencyLayer) -> Self {
-        Self { inner, layer }
+    pub(crate) fn with_settings(inner: S, settings: Arc<EventSettings>) -> Self {
+        Self { inner, settings }
     }
 
     /// The wrapped service.
@@ -83,11 +78,13 @@ where
     fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let settings = self.layer.settings.clone();
+        let settings = self.settings.clone();
         Box::pin(async move { handle(&settings, inner, event).await })
     }
 }
 
+/// Draws the key, actor and fingerprint from the payload, then runs the event inside
+/// a span that names its key, scope and actor hash (never the raw actor).
 async fn handle<S, T, O>(
     settings: &EventSettings,
     mut inner: S,
@@ -104,7 +101,7 @@ where
     let key = match settings.key.key_for(&payload) {
         Ok(key) => key,
         Err(no_key) => {
-            return match settings.missing_key {
+            return match settings.core.missing_key {
                 MissingKey::PassThrough => {
                     inner.call(event).await.map_err(IdempotencyError::Handler)
                 }
@@ -121,183 +118,164 @@ where
         .and_then(|f| f(&payload))
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| ANONYMOUS_ACTOR.to_owned());
-    // Every line logged from here on (the handler's too) carries the key, the scope
-    // name and the actor's hash, never the raw actor.
+    let fingerprint = fingerprint_for(&payload, settings.payload.as_deref());
+    drop(payload);
     let span = tracing::info_span!(
         "idempotency",
         idempotency_key = %key,
         route = %settings.name,
         actor_hash = %ActorHash(&actor),
     );
-    async move {
-        let key_text = key.as_str().to_owned();
-        let now_ms = settings.clock.now_millis();
-        let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
-        let mut begin = BeginRequest {
-            scope: Scope::new(settings.name.clone(), actor, key),
-            fingerprint: fingerprint_for(&payload, settings.payload.as_deref()),
-            lease: settings.config.lease_for(now_ms, deadline),
-            expiry: settings.config.expiry(),
-        };
-        drop(payload);
-        let actor_text = begin.scope.actor().to_owned();
-        let mut report = Report {
-            service: &settings.service,
-            route: &settings.name,
-            metric_route: &settings.name,
-            key: &key_text,
-            actor: &actor_text,
-            started,
-            lookup_ms: None,
-            record_size: None,
-            http_status: None,
-        };
+    let scope = Scope::new(settings.name.clone(), actor, key);
+    run(settings, inner, event, scope, fingerprint, started)
+        .instrument(span)
+        .await
+}
 
-        let lease_for = |now: i64| settings.config.lease_for(now, deadline);
-        let mut lookup_ms = 0.0;
-        let lookup = begin_waiting(
-            &*settings.store,
-            &mut begin,
-            settings.wait_in_flight,
-            deadline,
-            &*settings.clock,
-            &lease_for,
-            None,
-            &mut lookup_ms,
-        )
+/// Begins the scoped event, answers the engine's decision, or runs the handler and
+/// answers with its output.
+async fn run<S, T, O>(
+    settings: &EventSettings,
+    mut inner: S,
+    event: LambdaEvent<T>,
+    scope: Scope,
+    fingerprint: Fingerprint,
+    started: Instant,
+) -> Result<O, IdempotencyError<S::Error>>
+where
+    S: Service<LambdaEvent<T>, Response = O>,
+    O: Serialize + DeserializeOwned,
+{
+    let (key, actor) = (scope.key().as_str().to_owned(), scope.actor().to_owned());
+    let name = &settings.name;
+    let report = Report::new(&settings.core.service, name, name, &key, &actor, started);
+    let core = &settings.core;
+    let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+    let expiry = core.config.expiry();
+    let mut attempt = core.attempt(scope, fingerprint, expiry, deadline, report);
+    let lease = match core.begin(&mut attempt, None).await {
+        Decision::Run(lease) => lease,
+        decision => return decided(&mut attempt.report, decision),
+    };
+
+    // The handler succeeded, so its record must complete whatever happens: an output
+    // that cannot be serialised is kept as an empty response, so a retry is answered
+    // StoredResponseUnreadable and never runs the handler again.
+    let judge = |output: &O| {
+        Verdict::Store(serde_json::to_vec(output).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the handler's output cannot be serialised; it is completed without a replayable output");
+            Vec::new()
+        }))
+    };
+    let executed = core
+        .execute(&mut attempt, &lease, inner.call(event), judge)
         .await;
-        report.lookup_ms = Some(lookup_ms);
-        let lease = match lookup {
-            Err(e @ crate::Error::CorruptRecord { .. }) => {
-                report.finish(Outcome::StoreError, None);
-                return Err(IdempotencyError::StoredResponseUnreadable {
-                    key: key_text.clone(),
-                    reason: e.to_string(),
-                });
-            }
-            Err(e) => {
-                report.finish(Outcome::StoreError, None);
-                return Err(IdempotencyError::StoreUnavailable(e));
-            }
-            Ok(BeginOutcome::Replay(record)) => {
-                report.finish(Outcome::Replayed, Some(record.status));
-                if let (None, Some(size)) = (&record.response, record.response_omitted) {
-                    tracing::warn!(size, "replay of an output that was too large to keep");
-                    return Err(IdempotencyError::StoredResponseUnreadable {
-                        key: key_text.clone(),
-                        reason: format!(
-                            "the output ({size} bytes) was too large to keep, even compressed"
-                        ),
-                    });
-                }
-                let bytes = record.response.unwrap_or_default();
-                return serde_json::from_slice(&bytes).map_err(|e| {
-                    IdempotencyError::StoredResponseUnreadable {
-                        key: key_text.clone(),
-                        reason: e.to_string(),
-                    }
-                });
-            }
-            Ok(BeginOutcome::Mismatch(record)) => {
-                report.finish(Outcome::Conflict, Some(record.status));
-                return Err(IdempotencyError::KeyMismatch {
-                    key: key_text.clone(),
-                });
-            }
-            Ok(BeginOutcome::InFlight(record)) => {
-                report.finish(Outcome::InFlight, Some(record.status));
-                return Err(IdempotencyError::AlreadyInProgress {
-                    key: key_text.clone(),
-                    retry_after_secs: retry_after_secs(&record, settings.clock.now_millis()),
-                });
-            }
-            Ok(BeginOutcome::Started { lease, .. }) => lease,
-        };
-
-        // With a transactional store, the handler's writes wait for the completion.
-        let atomic = settings
-            .store
-            .supports_atomic_writes()
-            .then(AtomicWrites::default);
-        let current =
-            crate::CurrentRequest::new(&lease.partition_key, &key_text, begin.fingerprint.as_str());
-        let call = AssertUnwindSafe(current.scope(async {
-            match &atomic {
-                Some(writes) => writes.clone().scope(inner.call(event)).await,
-                None => inner.call(event).await,
-            }
-        }));
-        match call.catch_unwind().await {
-            Ok(Ok(output)) => {
-                // The handler succeeded, so its record must complete whatever happens: an
-                // output that cannot be serialised is kept as an empty response, so a retry
-                // is answered StoredResponseUnreadable and never runs the handler again.
-                let bytes = serde_json::to_vec(&output).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "the handler's output cannot be serialised; it is completed without a replayable output");
-                    Vec::new()
-                });
-                // Only handler writes make the completion atomic; without any, the handler's
-                // effects (if any) happened outside and its answer stands.
-                let writes = atomic
-                    .as_ref()
-                    .map(AtomicWrites::take)
-                    .filter(|w| !w.is_empty());
-                let committed_with_writes = writes.is_some();
-                let completion = complete(
-                    &*settings.store,
-                    &lease,
-                    &bytes,
-                    writes,
-                    &*settings.clock,
-                    deadline,
-                )
-                .await;
-                let record = match completion {
-                    Completion::Stored => {
-                        report.record_size = Some(bytes.len());
-                        Some(Status::Completed)
-                    }
-                    Completion::LeaseLost => None,
-                    Completion::StoreFailed if !committed_with_writes => Some(Status::Pending),
-                    Completion::StoreFailed
-                    | Completion::WritesRejected
-                    | Completion::WritesTooLarge => Some(Status::Errored),
-                };
-                report.finish(completion.outcome(), record);
-                match (completion, committed_with_writes) {
-                    (Completion::Stored, _) | (_, false) => Ok(output),
-                    // Nothing was committed: the handler's output must not be returned.
-                    (Completion::LeaseLost, true) => Err(IdempotencyError::AlreadyInProgress {
-                        key: key_text.clone(),
-                        retry_after_secs: 1,
-                    }),
-                    (Completion::StoreFailed, true) => Err(IdempotencyError::NotCommitted {
-                        key: key_text.clone(),
-                        reason: "the store could not commit the output and the handler's writes"
-                            .to_owned(),
-                    }),
-                    (Completion::WritesTooLarge, true) => Err(IdempotencyError::NotCommitted {
-                        key: key_text.clone(),
-                        reason: "the handler's writes do not fit in one DynamoDB transaction (at most 99 writes and 4 MB)".to_owned(),
-                    }),
-                    (Completion::WritesRejected, true) => Err(IdempotencyError::NotCommitted {
-                        key: key_text.clone(),
-                        reason: "a concurrent change refused the handler's writes".to_owned(),
-                    }),
-                }
-            }
-            Ok(Err(e)) => {
-                fail(&*settings.store, &lease).await;
-                report.finish(Outcome::Errored, Some(Status::Errored));
-                Err(IdempotencyError::Handler(e))
-            }
-            Err(panic) => {
-                fail(&*settings.store, &lease).await;
-                report.finish(Outcome::Errored, Some(Status::Errored));
-                std::panic::resume_unwind(panic)
-            }
+    let report = &attempt.report;
+    match executed {
+        Executed::Done {
+            output,
+            completion,
+            atomic,
+        } => {
+            report.finish(completion.outcome(), completion.record_status(atomic));
+            completed(key, output, completion, atomic)
+        }
+        Executed::Retryable(output) => {
+            report.finish(Outcome::Errored, Some(Status::Errored));
+            Ok(output)
+        }
+        Executed::Failed(e) => {
+            report.finish(Outcome::Errored, Some(Status::Errored));
+            Err(IdempotencyError::Handler(e))
+        }
+        Executed::Panicked(panic) => {
+            report.finish(Outcome::Errored, Some(Status::Errored));
+            std::panic::resume_unwind(panic)
         }
     }
-    .instrument(span)
-    .await
+}
+
+/// The error or replayed output for an event the engine decided not to run.
+fn decided<O, E>(report: &mut Report<'_>, decision: Decision) -> Result<O, IdempotencyError<E>>
+where
+    O: DeserializeOwned,
+{
+    let key = report.key.to_owned();
+    match decision {
+        Decision::Run(_) => unreachable!("an event that runs is answered by its handler"),
+        Decision::Corrupt(e) => {
+            report.finish(Outcome::StoreError, None);
+            Err(IdempotencyError::StoredResponseUnreadable {
+                key,
+                reason: e.to_string(),
+            })
+        }
+        Decision::Unavailable(e) => {
+            report.finish(Outcome::StoreError, None);
+            Err(IdempotencyError::StoreUnavailable(e))
+        }
+        Decision::Replay(record) => {
+            report.finish(Outcome::Replayed, Some(record.status));
+            replay(&record, key)
+        }
+        Decision::Mismatch(record) => {
+            report.finish(Outcome::Conflict, Some(record.status));
+            Err(IdempotencyError::KeyMismatch { key })
+        }
+        Decision::InFlight {
+            record,
+            retry_after_secs,
+        } => {
+            report.finish(Outcome::InFlight, Some(record.status));
+            Err(IdempotencyError::AlreadyInProgress {
+                key,
+                retry_after_secs,
+            })
+        }
+    }
+}
+
+/// The stored output, or why it cannot be replayed.
+fn replay<O: DeserializeOwned, E>(record: &Record, key: String) -> Result<O, IdempotencyError<E>> {
+    if let (None, Some(size)) = (&record.response, record.response_omitted) {
+        tracing::warn!(size, "replay of an output that was too large to keep");
+        return Err(IdempotencyError::StoredResponseUnreadable {
+            key,
+            reason: format!("the output ({size} bytes) was too large to keep, even compressed"),
+        });
+    }
+    let bytes = record.response.as_deref().unwrap_or_default();
+    serde_json::from_slice(bytes).map_err(|e| IdempotencyError::StoredResponseUnreadable {
+        key,
+        reason: e.to_string(),
+    })
+}
+
+/// The handler's output, unless it was atomic and nothing was committed: then it
+/// must not be returned.
+fn completed<O, E>(
+    key: String,
+    output: O,
+    completion: Completion,
+    atomic: bool,
+) -> Result<O, IdempotencyError<E>> {
+    match (completion, atomic) {
+        (Completion::Stored, _) | (_, false) => Ok(output),
+        (Completion::LeaseLost, true) => Err(IdempotencyError::AlreadyInProgress {
+            key,
+            retry_after_secs: 1,
+        }),
+        (Completion::StoreFailed, true) => Err(IdempotencyError::NotCommitted {
+            key,
+            reason: "the store could not commit the output and the handler's writes".to_owned(),
+        }),
+        (Completion::WritesTooLarge, true) => Err(IdempotencyError::NotCommitted {
+            key,
+            reason: "the handler's writes do not fit in one DynamoDB transaction (at most 99 writes and 4 MB)".to_owned(),
+        }),
+        (Completion::WritesRejected, true) => Err(IdempotencyError::NotCommitted {
+            key,
+            reason: "a concurrent change refused the handler's writes".to_owned(),
+        }),
+    }
 }

@@ -1,115 +1,23 @@
-//! The layer: configuration shared by every request.
+//! The layer: built once, shared (`Arc`) by every service it makes.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lambda_http::http::{HeaderName, Method, StatusCode, header};
+use lambda_http::http::HeaderName;
 use tower::Layer;
 
 use super::actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
-use super::route::{MatchRoute, Route, RouteTemplates};
+use super::route::{MatchRoute, RouteTemplates};
 use super::service::Idempotency;
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
+use super::settings::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, Profile, Protect,
+    ResponsePolicy, Settings,
+};
+use crate::config::{ConfigError, MAX_EXPIRY, MIN_EXPIRY};
+use crate::engine::{CoreBuilder, core_builder_methods};
 use crate::store::Store;
-
-/// The default largest request body, in bytes: 6 MB, AWS Lambda's limit for a
-/// synchronous invocation's whole event, so no genuine API Gateway, ALB or Function
-/// URL request carries a larger body. See
-/// [`IdempotencyLayerBuilder::max_body_bytes`].
-pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
-
-/// Which requests the layer makes idempotent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Protect {
-    /// `POST` and `PATCH`, the methods HTTP does not define as idempotent (default).
-    UnsafeMethods,
-    /// Every request.
-    All,
-    /// Only these routes (as [`IdempotencyLayer::route_for`] spells them, e.g.
-    /// `POST /orders/{orderId}/refunds`, or `POST /orders` for a normalised path).
-    Routes(HashSet<String>),
-}
-
-/// What to do with a protected request that has no `Idempotency-Key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MissingKey {
-    /// Answer `400` problem+json (default).
-    #[default]
-    Reject,
-    /// Run the handler without idempotency.
-    PassThrough,
-}
-
-/// Which status codes the layer answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Profile {
-    /// `409` for a key reused with a different request (default).
-    #[default]
-    Default,
-    /// draft-ietf-httpapi-idempotency-key-header: `400` for a missing key, `422` for a
-    /// reused key, `409` for a concurrent one, and every answer with a record carries
-    /// `Idempotency-Key-Expires` (when the key's record expires, an IMF-fixdate).
-    IetfDraft,
-}
-
-/// Decides whether a handler's response is final (stored and replayed) or
-/// retryable (the record is marked `ERRORED` so a retry runs the handler again).
-///
-/// Implemented for closures `Fn(StatusCode) -> bool`.
-pub trait ResponsePolicy: Send + Sync + 'static {
-    /// `true` to store and replay a response with this status.
-    fn is_final(&self, status: StatusCode) -> bool;
-}
-
-impl<F> ResponsePolicy for F
-where
-    F: Fn(StatusCode) -> bool + Send + Sync + 'static,
-{
-    fn is_final(&self, status: StatusCode) -> bool {
-        self(status)
-    }
-}
-
-/// The default policy: 2xx, 3xx and deterministic 4xx are final; 5xx and the
-/// transient 4xx (`408`, `425`, `429`) may be retried.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultResponsePolicy;
-
-impl ResponsePolicy for DefaultResponsePolicy {
-    fn is_final(&self, status: StatusCode) -> bool {
-        match status.as_u16() {
-            408 | 425 | 429 => false,
-            s => (200..500).contains(&s),
-        }
-    }
-}
-
-/// Headers replayed by default: the representation headers, and the CORS response
-/// headers (a browser retries exactly when an answer was lost, and cannot read a
-/// replay without them). `Set-Cookie` is never stored, whatever is configured.
-pub const DEFAULT_REPLAY_HEADERS: &[&str] = &[
-    "access-control-allow-origin",
-    "access-control-allow-credentials",
-    "access-control-expose-headers",
-    "access-control-allow-methods",
-    "access-control-allow-headers",
-    "access-control-max-age",
-    "content-type",
-    "content-language",
-    "content-encoding",
-    "content-disposition",
-    "content-location",
-    "location",
-    "etag",
-    "last-modified",
-    "link",
-    "cache-control",
-    "vary",
-];
 
 /// Makes a `lambda_http` handler idempotent. See the [module docs](super).
 #[derive(Clone)]
@@ -117,59 +25,15 @@ pub struct IdempotencyLayer {
     pub(crate) settings: Arc<Settings>,
 }
 
-pub(crate) struct Settings {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) config: IdempotencyConfig,
-    pub(crate) route_expiry: HashMap<String, Duration>,
-    pub(crate) clock: SharedClock,
-    pub(crate) protect: Protect,
-    pub(crate) missing_key: MissingKey,
-    pub(crate) profile: Profile,
-    pub(crate) replay_headers: HashSet<HeaderName>,
-    pub(crate) actor: Arc<dyn ExtractActor>,
-    pub(crate) unidentified: UnidentifiedCaller,
-    pub(crate) policy: Arc<dyn ResponsePolicy>,
-    pub(crate) store_retry_after: u64,
-    pub(crate) service: String,
-    pub(crate) wait_in_flight: Option<Duration>,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) routes: Option<Arc<dyn MatchRoute>>,
-}
-
-impl Settings {
-    pub(crate) fn route_of(&self, request: &lambda_http::Request) -> Route {
-        super::route::resolve(request, self.routes.as_deref())
-    }
-
-    pub(crate) fn protects(&self, method: &Method, route: &str) -> bool {
-        match &self.protect {
-            Protect::UnsafeMethods => method == Method::POST || method == Method::PATCH,
-            Protect::All => true,
-            Protect::Routes(routes) => routes.contains(route),
-        }
-    }
-
-    pub(crate) fn expiry_for(&self, route: &str) -> Duration {
-        self.route_expiry
-            .get(route)
-            .copied()
-            .unwrap_or(self.config.expiry())
-    }
-
-    pub(crate) fn replays_header(&self, name: &HeaderName) -> bool {
-        name != header::SET_COOKIE && self.replay_headers.contains(name)
-    }
-}
-
 impl fmt::Debug for IdempotencyLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
         f.debug_struct("IdempotencyLayer")
-            .field("store", &s.store)
-            .field("config", &s.config)
+            .field("store", &s.core.store)
+            .field("config", &s.core.config)
             .field("route_expiry", &s.route_expiry)
             .field("protect", &s.protect)
-            .field("missing_key", &s.missing_key)
+            .field("missing_key", &s.core.missing_key)
             .field("profile", &s.profile)
             .field("replay_headers", &s.replay_headers)
             .field("max_body_bytes", &s.max_body_bytes)
@@ -181,12 +45,9 @@ impl IdempotencyLayer {
     /// A builder over `store`, with every other setting at its default.
     pub fn builder(store: impl Store) -> IdempotencyLayerBuilder {
         IdempotencyLayerBuilder {
-            store: Arc::new(store),
-            config: IdempotencyConfig::default(),
+            core: CoreBuilder::new(store),
             route_expiry: HashMap::new(),
-            clock: Arc::new(SystemClock),
             protect: Protect::UnsafeMethods,
-            missing_key: MissingKey::Reject,
             profile: Profile::Default,
             replay_headers: DEFAULT_REPLAY_HEADERS
                 .iter()
@@ -195,8 +56,6 @@ impl IdempotencyLayer {
             actor: Arc::new(DefaultActor::default()),
             unidentified: UnidentifiedCaller::Refuse,
             policy: Arc::new(DefaultResponsePolicy),
-            service: None,
-            wait_in_flight: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             routes: Routes::None,
         }
@@ -204,7 +63,7 @@ impl IdempotencyLayer {
 
     /// The store records are kept in.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.settings.store
+        &self.settings.core.store
     }
 
     /// The route this layer scopes `request` to (and matches [`Protect::Routes`] and
@@ -224,22 +83,24 @@ impl<S> Layer<S> for IdempotencyLayer {
     }
 }
 
+impl<S> Idempotency<S> {
+    /// Wraps `inner` with `layer`'s settings (what [`Layer::layer`] does).
+    pub fn new(inner: S, layer: IdempotencyLayer) -> Self {
+        Self::with_settings(inner, layer.settings)
+    }
+}
+
 /// Builds an [`IdempotencyLayer`]; bounds are checked in [`build`](Self::build).
 #[must_use]
 pub struct IdempotencyLayerBuilder {
-    store: Arc<dyn Store>,
-    config: IdempotencyConfig,
+    core: CoreBuilder,
     route_expiry: HashMap<String, Duration>,
-    clock: SharedClock,
     protect: Protect,
-    missing_key: MissingKey,
     profile: Profile,
     replay_headers: HashSet<HeaderName>,
     actor: Arc<dyn ExtractActor>,
     unidentified: UnidentifiedCaller,
     policy: Arc<dyn ResponsePolicy>,
-    service: Option<String>,
-    wait_in_flight: Option<Duration>,
     max_body_bytes: usize,
     routes: Routes,
 }
@@ -252,26 +113,7 @@ enum Routes {
 }
 
 impl IdempotencyLayerBuilder {
-    /// Instead of answering `409` at once when the same request is in flight, wait up
-    /// to `max` (and never past the invocation's deadline less a second) for it to
-    /// finish, asking the store again with backoff (25 ms doubling to 500 ms), then
-    /// replay its response. Off by default: each ask is one more DynamoDB call.
-    pub fn wait_for_in_flight(mut self, max: Duration) -> Self {
-        self.wait_in_flight = Some(max);
-        self
-    }
-
-    /// The `service` label on metrics and logs (default: `AWS_LAMBDA_FUNCTION_NAME`).
-    pub fn service_name(mut self, service: impl Into<String>) -> Self {
-        self.service = Some(service.into());
-        self
-    }
-
-    /// Expiry and lease settings (default [`IdempotencyConfig::default`]).
-    pub fn config(mut self, config: IdempotencyConfig) -> Self {
-        self.config = config;
-        self
-    }
+    core_builder_methods!();
 
     /// A different expiry for one route (as [`IdempotencyLayer::route_for`] spells it,
     /// matched exactly). A record on that route still lives at least as long as its
@@ -281,21 +123,9 @@ impl IdempotencyLayerBuilder {
         self
     }
 
-    /// The clock (default: the system clock). Share it with the store in tests.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Which requests are protected (default [`Protect::UnsafeMethods`]).
     pub fn protect(mut self, protect: Protect) -> Self {
         self.protect = protect;
-        self
-    }
-
-    /// What a protected request without a key gets (default [`MissingKey::Reject`]).
-    pub fn missing_key(mut self, missing_key: MissingKey) -> Self {
-        self.missing_key = missing_key;
         self
     }
 
@@ -439,20 +269,15 @@ impl IdempotencyLayerBuilder {
         }
         Ok(IdempotencyLayer {
             settings: Arc::new(Settings {
-                store: self.store,
-                config: self.config,
+                core: self.core.build(),
                 route_expiry: self.route_expiry,
-                clock: self.clock,
                 protect: self.protect,
-                missing_key: self.missing_key,
                 profile: self.profile,
                 replay_headers: self.replay_headers,
                 actor: self.actor,
                 unidentified: self.unidentified,
                 policy: self.policy,
                 store_retry_after: 1,
-                service: self.service.unwrap_or_else(crate::metrics::service_name),
-                wait_in_flight: self.wait_in_flight,
                 max_body_bytes: self.max_body_bytes,
                 routes,
             }),
