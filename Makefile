@@ -106,8 +106,8 @@ STRESS_OUTAGES ?= 3
 stress:
 	@$(REQUIRE) cargo
 	IDEM_STRESS_REQUESTS=$(STRESS_REQUESTS) IDEM_STRESS_TRIALS=$(STRESS_TRIALS) \
-	  $(WITH_DYNAMODB) cargo test --test reliability_concurrency -- --nocapture --test-threads 1
+	  $(WITH_DYNAMODB) cargo test --test it reliability_concurrency:: -- --nocapture --test-threads 1
 	for run in $$(seq $(STRESS_OUTAGES)); do \
 	  echo "== kill/restart run $$run of $(STRESS_OUTAGES)"; \
-	  $(WITH_DYNAMODB) cargo test --test reliability_outage -- --nocapture || exit 1; \
+	  $(WITH_DYNAMODB) cargo test --test it reliability_outage:: -- --nocapture || exit 1; \
 	done

@@ -436,9 +436,7 @@ fn random_paths_give_a_bounded_number_of_route_dimensions() {
     );
 }
 
-#[path = "support/faults.rs"]
-#[allow(dead_code)]
-mod faults;
+use crate::faults;
 
 /// The principal every request below is made by: it must never appear in a log line.
 const SECRET_PRINCIPAL: &str = "alice-SECRET-PRINCIPAL";

@@ -1,7 +1,7 @@
 //! Responses near and past DynamoDB's 400 KB item limit, against DynamoDB Local (and
 //! the same rule on the in-memory store). Needs `AWS_ENDPOINT_URL_DYNAMODB`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

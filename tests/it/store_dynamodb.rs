@@ -2,8 +2,8 @@
 //!
 //! Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-mod behaviour;
-mod support;
+use crate::behaviour;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -345,8 +345,7 @@ async fn from_env_needs_the_table_variable() {
     }
 }
 
-#[path = "support/canned.rs"]
-mod canned;
+use crate::canned;
 
 /// A DescribeTable answer for `table` with replicas in `regions` and, when given,
 /// the `MultiRegionConsistency` field.

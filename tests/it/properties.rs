@@ -6,7 +6,7 @@
 //! properties`); everything else is pure. Case counts are modest so the file runs in
 //! seconds in a debug build.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

@@ -1,7 +1,7 @@
 //! Waiting for an in-flight original instead of answering 409 at once, against
 //! DynamoDB Local with a slow handler. Needs `AWS_ENDPOINT_URL_DYNAMODB`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! The behaviour suite on the in-memory store.
 
-mod behaviour;
+use crate::behaviour;
 
 use std::sync::Arc;
 

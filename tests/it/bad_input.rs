@@ -7,7 +7,7 @@
 //! fields, without a panic, without running the handler, and without storing
 //! anything (and, on DynamoDB, without a single call to the table).
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

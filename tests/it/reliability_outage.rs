@@ -8,9 +8,8 @@
 //! as the real service would), on a free random port. Needs `DYNAMODB_LOCAL_JAR` and
 //! `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-#[path = "support/process.rs"]
-mod process;
-mod support;
+use crate::process;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! handler panic mark the record `ERRORED` through the real SDK path, and a retry
 //! runs the handler again. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,7 +10,7 @@
 //!     IDEM_STRESS_REQUESTS=1000 IDEM_STRESS_TRIALS=20 \
 //!       scripts/with-dynamodb-local.sh cargo test --release --test reliability_concurrency
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

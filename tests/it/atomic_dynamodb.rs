@@ -2,7 +2,7 @@
 //! one transaction with the record's completion, or not at all. Needs
 //! `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -448,8 +448,7 @@ async fn event_handlers_commit_atomically_too() {
     );
 }
 
-#[path = "support/canned.rs"]
-mod canned;
+use crate::canned;
 
 /// A `TransactionCanceledException` whose reasons are throttling is the store asking
 /// to slow down, like any throttling: the commit is retried within the completion

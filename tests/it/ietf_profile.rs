@@ -1,7 +1,7 @@
 //! The IETF draft profile against DynamoDB Local: 400 missing, 422 reused, 409
 //! concurrent, and the expiry advertised. Needs `AWS_ENDPOINT_URL_DYNAMODB`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,9 +9,8 @@
 //! leases lapse without sleeping. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with
 //! `make test`.
 
-#[path = "support/faults.rs"]
-mod faults;
-mod support;
+use crate::faults;
+use crate::support;
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;

@@ -13,7 +13,7 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`: `scripts/with-dynamodb-local.sh cargo test --test
 //! isolation`).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

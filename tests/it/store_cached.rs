@@ -1,7 +1,7 @@
 //! The behaviour suite on the warm cache in front of the in-memory store, and the
 //! cache's own rules.
 
-mod behaviour;
+use crate::behaviour;
 
 use std::sync::Arc;
 use std::time::Duration;

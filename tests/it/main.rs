@@ -1,0 +1,40 @@
+//! The library's integration tests, one module per behaviour family, in one test
+//! binary: one link of the SDK instead of one per file. Tests that need DynamoDB run
+//! against the DynamoDB Local that `scripts/with-dynamodb-local.sh` starts (`make
+//! test`); run one family with `cargo test --test it store_dynamodb::`.
+
+#[macro_use]
+#[path = "../behaviour/mod.rs"]
+mod behaviour;
+#[allow(dead_code)]
+#[path = "../support/canned.rs"]
+mod canned;
+#[allow(dead_code)]
+#[path = "../support/faults.rs"]
+mod faults;
+#[allow(dead_code)]
+#[path = "../support/process.rs"]
+mod process;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod atomic_dynamodb;
+mod bad_input;
+mod cache_dynamodb;
+mod event_layer;
+mod http_dynamodb;
+mod http_layer;
+mod ietf_profile;
+mod in_flight_wait;
+mod isolation;
+mod large_responses;
+mod macro_behaviour;
+mod macro_ui;
+mod observability;
+mod properties;
+mod reliability_concurrency;
+mod reliability_faults;
+mod reliability_outage;
+mod store_cached;
+mod store_dynamodb;
+mod store_memory;
