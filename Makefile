@@ -35,12 +35,20 @@ test: lint
 	@$(REQUIRE) cargo
 	$(WITH_DYNAMODB) scripts/cargo-test-all.sh
 
-## lint: rustfmt check, clippy with warnings as errors, and no shell pipeline that SIGPIPE can fail
+# Each cargo feature of the library alone (and none) must build, lint-clean.
+FEATURES := http event dynamodb emf zstd macros ops
+
+## lint: rustfmt check, clippy with warnings as errors (also for each feature alone), and no shell pipeline that SIGPIPE can fail
 lint:
 	@$(REQUIRE) cargo
 	scripts/check-pipelines.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p lambda-idempotency --no-default-features -- -D warnings
+	for feature in $(FEATURES); do \
+	  echo "== --no-default-features --features $$feature"; \
+	  cargo clippy -q -p lambda-idempotency --no-default-features --features $$feature -- -D warnings || exit 1; \
+	done
 
 ## demo: run the orders-api demo
 demo:

@@ -106,6 +106,7 @@ impl CurrentRequest {
         out
     }
 
+    #[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
     pub(crate) fn new(partition_key: &str, key: &str, fingerprint: &str) -> Self {
         Self {
             partition_key: partition_key.to_owned(),
@@ -115,6 +116,7 @@ impl CurrentRequest {
     }
 
     /// Runs `f` with this as the current request.
+    #[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
     pub(crate) async fn scope<F: std::future::Future>(self, f: F) -> F::Output {
         CURRENT.scope(self, f).await
     }

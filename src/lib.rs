@@ -68,19 +68,32 @@
 //!   to it, and what counts as "the same request".
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// A build with some features left out compiles code that only the others use.
+#![cfg_attr(
+    not(all(feature = "http", feature = "event", feature = "dynamodb")),
+    allow(dead_code, unused_imports, unused_macros)
+)]
 
+#[cfg(feature = "dynamodb")]
 pub mod atomic;
 pub mod canonical_json;
 pub mod clock;
 pub mod config;
 mod current;
+#[cfg(any(feature = "http", feature = "dynamodb"))]
+pub(crate) mod day;
+#[cfg(any(feature = "http", feature = "event"))]
 mod engine;
 mod error;
+#[cfg(feature = "event")]
 pub mod event;
 pub mod fingerprint;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod key;
 pub mod metrics;
+#[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
 mod outcome;
 pub mod record;
 pub mod scope;
@@ -90,21 +103,56 @@ pub use current::CurrentRequest;
 pub use error::{BoxError, Error, Result};
 pub use outcome::Outcome;
 
-/// `#[idempotent(...)]`, the attribute form of [`event::EventIdempotencyLayer`] and
-/// [`http::IdempotencyLayer`]; defined in the `lambda-idempotency-macros` crate, whose
+/// `#[idempotent(...)]`, the attribute form of `event::EventIdempotencyLayer` and
+/// `http::IdempotencyLayer`; defined in the `lambda-idempotency-macros` crate, whose
 /// documentation (arguments, examples, the expansion) follows.
+#[cfg(feature = "macros")]
 pub use lambda_idempotency_macros::idempotent;
 
 /// Support for `#[idempotent]`'s expansion; not a public API.
 #[doc(hidden)]
+#[cfg(feature = "macros")]
 pub mod __private {
+    #[cfg(feature = "http")]
     pub use lambda_http;
+    #[cfg(any(feature = "http", feature = "event"))]
     pub use lambda_runtime;
     pub use tokio::sync::OnceCell;
     pub use tower::{Layer, ServiceExt};
+
+    /// The store `store = "env"` builds: the DynamoDB store from the environment,
+    /// checked once.
+    #[cfg(feature = "dynamodb")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __idempotent_env_store {
+        () => {{
+            let store = ::lambda_idempotency::store::dynamodb::DynamoDbStore::from_env().await?;
+            store.check_table().await?;
+            store
+        }};
+    }
+
+    /// Without the `dynamodb` feature there is no store in the environment.
+    #[cfg(not(feature = "dynamodb"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __idempotent_env_store {
+        () => {
+            ::core::compile_error!(
+                "#[idempotent] without `store = ...` uses the DynamoDB store from the environment: enable lambda-idempotency's `dynamodb` feature, or pass `store = \"memory\"` or `store = path::to::make_store`"
+            )
+        };
+    }
 }
 
 /// The README's Rust examples, compiled as doc tests so they stay true.
-#[cfg(doctest)]
+#[cfg(all(
+    doctest,
+    feature = "http",
+    feature = "event",
+    feature = "dynamodb",
+    feature = "macros"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

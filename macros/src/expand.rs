@@ -134,13 +134,8 @@ pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
 /// environment is checked there too (the table exists; a global table keeps the
 /// protocol's guarantees), so a misconfiguration fails the first invocation clearly.
 fn store_expr(args: &Args) -> TokenStream {
-    let from_env = |span: proc_macro2::Span| {
-        quote_spanned!(span=> {
-            let store = ::lambda_idempotency::store::dynamodb::DynamoDbStore::from_env().await?;
-            store.check_table().await?;
-            store
-        })
-    };
+    // Defined by the library, so it can say when its `dynamodb` feature is off.
+    let from_env = |span: proc_macro2::Span| quote_spanned!(span=> ::lambda_idempotency::__idempotent_env_store!());
     match &args.store {
         None => from_env(proc_macro2::Span::call_site()),
         Some(StoreArg::Env(span)) => from_env(*span),

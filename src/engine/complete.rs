@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::outcome::Outcome;
 
+use super::HandlerWrites;
 use crate::store::{Lease, Store, WriteOutcome};
 
 /// How storing a handler's response ended.
@@ -50,7 +51,8 @@ const COMPLETE_LEASE_MARGIN_MS: i64 = 1_000;
 ///
 /// While the store is unavailable, storing is retried with backoff until it succeeds,
 /// or [`COMPLETE_RETRY_BUDGET`] runs out, or the invocation's deadline (`deadline_ms`,
-/// `0` when unknown: then the lease's end) is within [`COMPLETE_LEASE_MARGIN_MS`]. Without `writes` the handler's side
+/// `0` when unknown: then the lease's end) is within [`COMPLETE_LEASE_MARGIN_MS`].
+/// Without `writes` the handler's side
 /// effects have already happened and only the stored response stops a retry from
 /// repeating them; with `writes` it saves the client a 503 and a second run.
 /// Retrying is safe: the write is fenced on the lease token, and one that landed
@@ -59,20 +61,12 @@ pub(crate) async fn complete(
     store: &dyn Store,
     lease: &Lease,
     response: &[u8],
-    writes: Option<Vec<aws_sdk_dynamodb::types::TransactWriteItem>>,
+    writes: Option<HandlerWrites>,
     clock: &dyn Clock,
     deadline_ms: i64,
 ) -> Completion {
     let atomic = writes.is_some();
-    let result = store_retrying(
-        store,
-        lease,
-        response,
-        writes.as_deref(),
-        clock,
-        deadline_ms,
-    )
-    .await;
+    let result = store_retrying(store, lease, response, writes.as_ref(), clock, deadline_ms).await;
     match result {
         Ok(WriteOutcome::Written) => Completion::Stored,
         Ok(WriteOutcome::WrittenWithoutResponse { size }) => {
@@ -128,13 +122,45 @@ pub(crate) async fn complete(
     }
 }
 
+/// Completes with the handler's writes in one transaction.
+#[cfg(feature = "dynamodb")]
+async fn commit_with(
+    store: &dyn Store,
+    lease: &Lease,
+    response: &[u8],
+    writes: &HandlerWrites,
+) -> crate::Result<WriteOutcome> {
+    match store.transactional() {
+        Some(transactional) => {
+            transactional
+                .complete_with_writes(lease, response, writes.clone())
+                .await
+        }
+        None => Err(crate::Error::StoreRejected {
+            message: "this store cannot commit a handler's writes atomically".to_owned(),
+            source: None,
+        }),
+    }
+}
+
+/// Without DynamoDB there are no handler writes to commit.
+#[cfg(not(feature = "dynamodb"))]
+async fn commit_with(
+    _store: &dyn Store,
+    _lease: &Lease,
+    _response: &[u8],
+    writes: &HandlerWrites,
+) -> crate::Result<WriteOutcome> {
+    match *writes {}
+}
+
 /// Stores the response (and commits `writes`), again while the store is unavailable,
 /// within the budget described on [`complete`].
 async fn store_retrying(
     store: &dyn Store,
     lease: &Lease,
     response: &[u8],
-    writes: Option<&[aws_sdk_dynamodb::types::TransactWriteItem]>,
+    writes: Option<&HandlerWrites>,
     clock: &dyn Clock,
     deadline_ms: i64,
 ) -> crate::Result<WriteOutcome> {
@@ -155,11 +181,7 @@ async fn store_retrying(
     let mut attempts = 1u32;
     loop {
         let result = match writes {
-            Some(writes) => {
-                store
-                    .complete_with_writes(lease, response, writes.to_vec())
-                    .await
-            }
+            Some(writes) => commit_with(store, lease, response, writes).await,
             None => store.complete(lease, response).await,
         };
         let Err(crate::Error::StoreUnavailable { .. }) = &result else {

@@ -17,18 +17,25 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use crate::atomic::AtomicWrites;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::IdempotencyConfig;
 use crate::fingerprint::Fingerprint;
 use crate::record::{Lease, Record, Status};
 use crate::store::{BeginOutcome, BeginRequest, Store};
 
+mod atomic;
 mod begin;
 mod complete;
 mod report;
 
 pub(crate) use complete::Completion;
+
+/// A handler's own writes, committed with the completion (atomic completion).
+#[cfg(feature = "dynamodb")]
+pub(crate) type HandlerWrites = Vec<aws_sdk_dynamodb::types::TransactWriteItem>;
+/// Without DynamoDB no handler writes exist.
+#[cfg(not(feature = "dynamodb"))]
+pub(crate) type HandlerWrites = std::convert::Infallible;
 pub(crate) use report::{ActorHash, Report};
 
 /// What to do with a protected request that has no idempotency key.
@@ -262,21 +269,13 @@ impl Core {
         judge: impl FnOnce(&T) -> Verdict,
     ) -> Executed<T, E> {
         // With a transactional store, the handler's writes wait for the completion.
-        let atomic = self
-            .store
-            .supports_atomic_writes()
-            .then(AtomicWrites::default);
+        let atomic = atomic::Scope::for_store(&*self.store);
         let current = crate::CurrentRequest::new(
             &lease.partition_key,
             attempt.begin.scope.key().as_str(),
             attempt.begin.fingerprint.as_str(),
         );
-        let call = AssertUnwindSafe(current.scope(async {
-            match &atomic {
-                Some(writes) => writes.clone().scope(handler).await,
-                None => handler.await,
-            }
-        }));
+        let call = AssertUnwindSafe(current.scope(atomic.run(handler)));
         let output = match call.catch_unwind().await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => {
@@ -297,10 +296,7 @@ impl Core {
         };
         // Only handler writes make the completion atomic; without any, the handler's
         // effects (if any) happened outside and its answer stands.
-        let writes = atomic
-            .as_ref()
-            .map(AtomicWrites::take)
-            .filter(|w| !w.is_empty());
+        let writes = atomic.take();
         let committed_with_writes = writes.is_some();
         let completion = complete::complete(
             &*self.store,

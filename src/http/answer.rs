@@ -190,7 +190,7 @@ pub(super) fn advertise_expiry(
 
 /// An IMF-fixdate (RFC 9110), e.g. `Sun, 29 Nov 2026 09:30:00 GMT`.
 fn http_date(secs: i64) -> String {
-    use crate::store::dynamodb::day::Day;
+    use crate::day::Day;
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -22,8 +22,10 @@
 
 use metrics::Unit;
 
+#[cfg(feature = "emf")]
 mod emf;
 
+#[cfg(feature = "emf")]
 pub use emf::{
     DEFAULT_NAMESPACE, ENV_NAMESPACE, EmfRecorder, EmfRecorderBuilder, flush_installed, install,
 };
@@ -73,6 +75,7 @@ pub fn service_name() -> String {
 }
 
 /// Records one request's metrics.
+#[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
 pub(crate) fn record(
     service: &str,
     route: &str,
@@ -105,5 +108,6 @@ pub(crate) fn record(
     if let Some(size) = record_size {
         metrics::histogram!(RECORD_SIZE, &labels).record(size as f64);
     }
+    #[cfg(feature = "emf")]
     flush_installed();
 }

@@ -205,23 +205,11 @@ impl<S: Store> Store for CachedStore<S> {
         Ok(outcome)
     }
 
-    fn supports_atomic_writes(&self) -> bool {
-        self.inner.supports_atomic_writes()
-    }
-
-    async fn complete_with_writes(
-        &self,
-        lease: &Lease,
-        response: &[u8],
-        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<WriteOutcome> {
-        let pending = lock(&self.pending).remove(lease.token.as_str());
-        let outcome = self
-            .inner
-            .complete_with_writes(lease, response, writes)
-            .await?;
-        self.cache_completed(&outcome, pending, response);
-        Ok(outcome)
+    #[cfg(feature = "dynamodb")]
+    fn transactional(&self) -> Option<&dyn super::TransactionalStore> {
+        self.inner
+            .transactional()
+            .map(|_| self as &dyn super::TransactionalStore)
     }
 
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
@@ -269,4 +257,28 @@ fn pending_record(request: &BeginRequest, lease: &Lease, now_ms: i64) -> Record 
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Atomic completion through the cache: committed by the inner store, then cached.
+#[cfg(feature = "dynamodb")]
+#[async_trait]
+impl<S: Store> super::TransactionalStore for CachedStore<S> {
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        let pending = lock(&self.pending).remove(lease.token.as_str());
+        let inner = self
+            .inner
+            .transactional()
+            .ok_or_else(|| crate::Error::StoreRejected {
+                message: "the cached store cannot commit a handler's writes atomically".to_owned(),
+                source: None,
+            })?;
+        let outcome = inner.complete_with_writes(lease, response, writes).await?;
+        self.cache_completed(&outcome, pending, response);
+        Ok(outcome)
+    }
 }

@@ -20,6 +20,7 @@ pub const MAX_STORED_RESPONSE: usize = MAX_ITEM_BYTES - RECORD_OVERHEAD_BYTES;
 /// with room): a corrupt or hostile item cannot exhaust memory.
 pub const MAX_DECOMPRESSED: usize = 8 * 1024 * 1024;
 /// zstd's compression level: fast, and already several times smaller for JSON.
+#[cfg(feature = "zstd")]
 const LEVEL: i32 = 3;
 
 /// How a response is kept.
@@ -38,18 +39,28 @@ pub fn fit(response: &[u8]) -> Fitted {
     if response.len() <= MAX_PLAIN_RESPONSE {
         return Fitted::Plain;
     }
+    #[cfg(feature = "zstd")]
     match zstd::bulk::compress(response, LEVEL) {
         Ok(compressed) if compressed.len() <= MAX_STORED_RESPONSE => Fitted::Zstd(compressed),
         _ => Fitted::Omitted,
     }
+    // Without compression a response over the plain limit cannot be kept.
+    #[cfg(not(feature = "zstd"))]
+    Fitted::Omitted
 }
 
 /// Decompresses a stored response.
 pub fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
-    zstd::bulk::decompress(compressed, MAX_DECOMPRESSED).map_err(|e| format!("zstd: {e}"))
+    #[cfg(feature = "zstd")]
+    return zstd::bulk::decompress(compressed, MAX_DECOMPRESSED).map_err(|e| format!("zstd: {e}"));
+    #[cfg(not(feature = "zstd"))]
+    {
+        let _ = (compressed, MAX_DECOMPRESSED);
+        Err("the response is compressed with zstd, and this build has no `zstd` feature".to_owned())
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "zstd"))]
 mod tests {
     use super::*;
 

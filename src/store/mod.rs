@@ -27,6 +27,7 @@ use crate::record::Record;
 use crate::scope::Scope;
 
 mod cache;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod fit;
 mod memory;
@@ -80,7 +81,8 @@ pub enum BeginOutcome {
     Mismatch(Box<Record>),
 }
 
-/// The result of [`Store::complete`], [`Store::complete_with_writes`] and [`Store::fail`].
+/// The result of [`Store::complete`], [`TransactionalStore::complete_with_writes`] and
+/// [`Store::fail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The record was updated (and the handler's writes committed with it).
@@ -112,27 +114,12 @@ pub trait Store: Debug + Send + Sync + 'static {
     /// Marks the record `COMPLETED` with `response`, fenced on the lease token.
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome>;
 
-    /// Whether [`Store::complete_with_writes`] commits atomically.
-    fn supports_atomic_writes(&self) -> bool {
-        false
-    }
-
-    /// Marks the record `COMPLETED` with `response` and commits the handler's
-    /// `writes` in the same transaction, fenced on the lease token: all or nothing.
-    /// Stores without transactions refuse non-empty `writes`.
-    async fn complete_with_writes(
-        &self,
-        lease: &Lease,
-        response: &[u8],
-        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<WriteOutcome> {
-        if writes.is_empty() {
-            return self.complete(lease, response).await;
-        }
-        Err(crate::Error::StoreRejected {
-            message: "this store cannot commit a handler's writes atomically".to_owned(),
-            source: None,
-        })
+    /// The store's atomic completion, when it can commit a handler's DynamoDB writes
+    /// with the record ([`TransactionalStore`]); `None` (the default) otherwise, and
+    /// the layers then offer handlers no [`AtomicWrites`](crate::atomic::AtomicWrites).
+    #[cfg(feature = "dynamodb")]
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        None
     }
 
     /// Marks the record `ERRORED` so the same request may run again, fenced on the
@@ -154,16 +141,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
         (**self).complete(lease, response).await
     }
-    fn supports_atomic_writes(&self) -> bool {
-        (**self).supports_atomic_writes()
-    }
-    async fn complete_with_writes(
-        &self,
-        lease: &Lease,
-        response: &[u8],
-        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<WriteOutcome> {
-        (**self).complete_with_writes(lease, response, writes).await
+    #[cfg(feature = "dynamodb")]
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        (**self).transactional()
     }
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
         (**self).fail(lease).await
@@ -174,4 +154,21 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn delete(&self, partition_key: &str) -> Result<bool> {
         (**self).delete(partition_key).await
     }
+}
+
+/// A store that commits a handler's own DynamoDB writes in one transaction with the
+/// record's completion ([atomic completion](crate::atomic)). An extension of [`Store`],
+/// so the core trait names no SDK type; a store offers it through
+/// [`Store::transactional`].
+#[cfg(feature = "dynamodb")]
+#[async_trait]
+pub trait TransactionalStore: Store {
+    /// Marks the record `COMPLETED` with `response` and commits the handler's
+    /// `writes` in the same transaction, fenced on the lease token: all or nothing.
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome>;
 }

@@ -20,7 +20,9 @@ use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::record::{Record, Status};
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
-use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use lambda_idempotency::store::{
+    BeginOutcome, BeginRequest, Lease, Store, TransactionalStore, WriteOutcome,
+};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
 
@@ -155,9 +157,22 @@ impl Store for CommitFails {
     ) -> lambda_idempotency::Result<WriteOutcome> {
         self.0.complete(lease, response).await
     }
-    fn supports_atomic_writes(&self) -> bool {
-        true
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        Some(self)
     }
+    async fn fail(&self, lease: &Lease) -> lambda_idempotency::Result<WriteOutcome> {
+        self.0.fail(lease).await
+    }
+    async fn get(&self, pk: &str) -> lambda_idempotency::Result<Option<Record>> {
+        self.0.get(pk).await
+    }
+    async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
+        self.0.delete(pk).await
+    }
+}
+
+#[async_trait]
+impl TransactionalStore for CommitFails {
     async fn complete_with_writes(
         &self,
         _lease: &Lease,
@@ -168,15 +183,6 @@ impl Store for CommitFails {
             message: "injected: connection reset before the commit".into(),
             source: None,
         })
-    }
-    async fn fail(&self, lease: &Lease) -> lambda_idempotency::Result<WriteOutcome> {
-        self.0.fail(lease).await
-    }
-    async fn get(&self, pk: &str) -> lambda_idempotency::Result<Option<Record>> {
-        self.0.get(pk).await
-    }
-    async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
-        self.0.delete(pk).await
     }
 }
 

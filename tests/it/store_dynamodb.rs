@@ -376,7 +376,7 @@ async fn check_table_refuses_an_eventually_consistent_global_table() {
 
     // DynamoDB Local: one Region.
     store().check_table().await.unwrap();
-    assert!(store().supports_atomic_writes());
+    assert!(store().transactional().is_some());
 
     for consistency in [Some("EVENTUAL"), None] {
         canned.answer(
@@ -401,7 +401,7 @@ async fn check_table_refuses_an_eventually_consistent_global_table() {
         );
         let pinned = store().with_single_region_keys();
         pinned.check_table().await.unwrap();
-        assert!(pinned.supports_atomic_writes());
+        assert!(pinned.transactional().is_some());
     }
 
     canned.answer(
@@ -415,7 +415,7 @@ async fn check_table_refuses_an_eventually_consistent_global_table() {
     assert!(!strong.transactions_enabled());
     // The layer then runs handlers without atomic writes, and completes with UpdateItem.
     let layer_store = strong.clone();
-    assert!(!layer_store.supports_atomic_writes());
+    assert!(layer_store.transactional().is_none());
     let r = request("{}");
     let lease = start(&strong, &r).await;
     assert_eq!(

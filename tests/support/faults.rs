@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use lambda_idempotency::record::Record;
-use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use lambda_idempotency::store::{
+    BeginOutcome, BeginRequest, Lease, Store, TransactionalStore, WriteOutcome,
+};
 use lambda_idempotency::{Error, Result};
 
 /// The store call a fault hits (`complete_with_writes` counts as `Complete`).
@@ -124,21 +126,10 @@ impl<S: Store> Store for FaultyStore<S> {
             .await
     }
 
-    fn supports_atomic_writes(&self) -> bool {
-        self.inner.supports_atomic_writes()
-    }
-
-    async fn complete_with_writes(
-        &self,
-        lease: &Lease,
-        response: &[u8],
-        writes: Vec<TransactWriteItem>,
-    ) -> Result<WriteOutcome> {
-        self.run(
-            Step::Complete,
-            self.inner.complete_with_writes(lease, response, writes),
-        )
-        .await
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        self.inner
+            .transactional()
+            .map(|_| self as &dyn TransactionalStore)
     }
 
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
@@ -151,5 +142,28 @@ impl<S: Store> Store for FaultyStore<S> {
 
     async fn delete(&self, partition_key: &str) -> Result<bool> {
         self.inner.delete(partition_key).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> TransactionalStore for FaultyStore<S> {
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        let inner = self
+            .inner
+            .transactional()
+            .ok_or_else(|| Error::StoreRejected {
+                message: "the wrapped store is not transactional".into(),
+                source: None,
+            })?;
+        self.run(
+            Step::Complete,
+            inner.complete_with_writes(lease, response, writes),
+        )
+        .await
     }
 }

@@ -14,8 +14,8 @@ use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer};
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::Store;
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
+use lambda_idempotency::store::{Store, TransactionalStore};
 use orders_api::fixtures::{SEED_ORDER_ID, SEED_SKU, SEED_STOCK, event, seed};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::{DynamoDbRepo, create_orders_table};
@@ -505,19 +505,8 @@ impl Store for CommitFails {
     ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
         self.0.complete(lease, response).await
     }
-    fn supports_atomic_writes(&self) -> bool {
-        true
-    }
-    async fn complete_with_writes(
-        &self,
-        _lease: &lambda_idempotency::store::Lease,
-        _response: &[u8],
-        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
-        Err(lambda_idempotency::Error::StoreUnavailable {
-            message: "injected: connection reset before the commit".into(),
-            source: None,
-        })
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        Some(self)
     }
     async fn fail(
         &self,
@@ -533,6 +522,21 @@ impl Store for CommitFails {
     }
     async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
         self.0.delete(pk).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionalStore for CommitFails {
+    async fn complete_with_writes(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+        _response: &[u8],
+        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(lambda_idempotency::Error::StoreUnavailable {
+            message: "injected: connection reset before the commit".into(),
+            source: None,
+        })
     }
 }
 
@@ -613,16 +617,8 @@ impl Store for Crashes {
     ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
         Err(crashed())
     }
-    fn supports_atomic_writes(&self) -> bool {
-        true
-    }
-    async fn complete_with_writes(
-        &self,
-        _lease: &lambda_idempotency::store::Lease,
-        _response: &[u8],
-        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
-        Err(crashed())
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
+        Some(self)
     }
     async fn fail(
         &self,
@@ -638,6 +634,18 @@ impl Store for Crashes {
     }
     async fn delete(&self, pk: &str) -> lambda_idempotency::Result<bool> {
         self.0.delete(pk).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionalStore for Crashes {
+    async fn complete_with_writes(
+        &self,
+        _lease: &lambda_idempotency::store::Lease,
+        _response: &[u8],
+        _writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> lambda_idempotency::Result<lambda_idempotency::store::WriteOutcome> {
+        Err(crashed())
     }
 }
 

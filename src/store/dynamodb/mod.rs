@@ -25,14 +25,17 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use super::{BeginOutcome, BeginRequest, Lease, Store, TransactionalStore, WriteOutcome};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::record::{Conflict, Record, Status};
 
 mod codec;
-pub mod day;
+/// Calendar days in UTC, for statistics and operators.
+pub mod day {
+    pub use crate::day::*;
+}
 mod errors;
 mod global;
 pub mod stats;
@@ -434,20 +437,9 @@ impl Store for DynamoDbStore {
             .await
     }
 
-    fn supports_atomic_writes(&self) -> bool {
+    fn transactional(&self) -> Option<&dyn TransactionalStore> {
         self.transactions_enabled()
-    }
-
-    async fn complete_with_writes(
-        &self,
-        lease: &Lease,
-        response: &[u8],
-        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<WriteOutcome> {
-        if writes.is_empty() {
-            return self.complete(lease, response).await;
-        }
-        self.complete_in_transaction(lease, response, writes).await
+            .then_some(self as &dyn TransactionalStore)
     }
 
     async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
@@ -473,5 +465,20 @@ impl Store for DynamoDbStore {
             .await
             .map_err(|e| map_sdk_error(e, &self.table))?;
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+}
+
+#[async_trait]
+impl TransactionalStore for DynamoDbStore {
+    async fn complete_with_writes(
+        &self,
+        lease: &Lease,
+        response: &[u8],
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<WriteOutcome> {
+        if writes.is_empty() {
+            return self.complete(lease, response).await;
+        }
+        self.complete_in_transaction(lease, response, writes).await
     }
 }

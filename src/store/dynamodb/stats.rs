@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::Serialize;
 
 use super::DynamoDbStore;
-use super::day::{Day, SECS_PER_DAY};
 use super::errors::map_sdk_error;
+use crate::day::{Day, SECS_PER_DAY};
 use crate::error::{Error, Result};
 
 /// The partition-key prefix of stats items.

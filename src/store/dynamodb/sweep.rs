@@ -81,10 +81,10 @@ use serde::Serialize;
 
 use super::DynamoDbStore;
 use super::codec::{EXPIRY_SHARDS, expiry_bucket_of};
-use super::day::Day;
 use super::errors::map_sdk_error;
 use super::stats::{DayCounts, add_stats};
 use super::table::{EXPIRY_INDEX, index_status};
+use crate::day::Day;
 use crate::error::{Error, Result};
 use crate::record::Status;
 
