@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use lambda_idempotency::store::dynamodb::{AttributeNames, create_table};
+use lambda_idempotency::ops::create_table;
+use lambda_idempotency::store::dynamodb::AttributeNames;
 use serde_json::json;
 use support::{Stats, ms};
 

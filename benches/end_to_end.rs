@@ -38,10 +38,9 @@ use lambda_idempotency::http::{
     IDEMPOTENT_REPLAYED, IdempotencyLayer, StoredResponse, fingerprint_of, route_of,
 };
 use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::ops::{FORMAT_VERSION, create_table, expiry_bucket};
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
-use lambda_idempotency::store::dynamodb::{
-    AttributeNames, DynamoDbStore, FORMAT_VERSION, create_table, expiry_bucket,
-};
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use serde_json::json;
 use support::{CallCounter, Stats, json_of, request, us};
 use tower::{Layer, Service, ServiceExt};

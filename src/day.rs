@@ -5,7 +5,7 @@
 //! Howard Hinnant's `days_from_civil` / `civil_from_days` algorithms.
 //!
 //! ```
-//! use lambda_idempotency::store::dynamodb::day::{Day, format_utc_millis};
+//! use lambda_idempotency::ops::{Day, format_utc_millis};
 //!
 //! let day = Day::of_secs(1_700_000_000);
 //! assert_eq!(day.to_string(), "2023-11-14");
@@ -15,7 +15,7 @@
 //! ```
 
 // The HTTP layer uses only the IMF-fixdate part; the rest serves operator code.
-#![cfg_attr(not(feature = "dynamodb"), allow(dead_code))]
+#![cfg_attr(not(feature = "ops"), allow(dead_code))]
 
 use std::fmt;
 

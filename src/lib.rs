@@ -81,7 +81,7 @@ pub mod canonical_json;
 pub mod clock;
 pub mod config;
 mod current;
-#[cfg(any(feature = "http", feature = "dynamodb"))]
+#[cfg(any(feature = "http", feature = "ops"))]
 pub(crate) mod day;
 #[cfg(any(feature = "http", feature = "event"))]
 mod engine;
@@ -93,6 +93,8 @@ pub mod fingerprint;
 pub mod http;
 pub mod key;
 pub mod metrics;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
 mod outcome;
 pub mod record;

@@ -22,10 +22,11 @@ use lambda_http::{Body, Error, Request, Response, service_fn};
 use lambda_idempotency::atomic::AtomicWrites;
 use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer};
 use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::ops::create_table;
 use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
 use lambda_idempotency::store::Store;
-use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore, create_table};
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use process::DynamoDbProcess;
 use tower::{BoxError, Layer, ServiceExt};
 

@@ -13,10 +13,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType, TimeToLiveStatus};
 use behaviour::{request, start, with_body};
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::ManualClock;
+use lambda_idempotency::ops::{EXPIRY_INDEX, create_table, expiry_bucket};
 use lambda_idempotency::record::Status;
-use lambda_idempotency::store::dynamodb::{
-    AttributeNames, DynamoDbStore, EXPIRY_INDEX, create_table, expiry_bucket,
-};
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use lambda_idempotency::store::{BeginOutcome, Store, WriteOutcome};
 
 async fn make() -> (Arc<dyn Store>, ManualClock) {

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use aws_sdk_dynamodb::Client;
-use lambda_idempotency::store::dynamodb::{AttributeNames, create_table};
+use lambda_idempotency::ops::create_table;
+use lambda_idempotency::store::dynamodb::AttributeNames;
 
 mod calls;
 pub use calls::CallCounter;

@@ -2,14 +2,15 @@
 //! but that DynamoDB's TTL has not removed yet, adds what it deleted to the per-day
 //! statistics, and reports its counts as one CloudWatch EMF line.
 //!
-//! The work is [`lambda_idempotency::store::dynamodb::sweep()`]; [its module
-//! docs](mod@lambda_idempotency::store::dynamodb::sweep) explain
+//! The work is [`lambda_idempotency::ops::sweep()`]; [its module
+//! docs](mod@lambda_idempotency::ops) explain
 //! how expired records are found and what a run costs. This crate adds the settings
 //! (`SWEEP_MAX_ITEMS`, `SWEEP_LOOKBACK_HOURS`), the metrics and the Lambda handler,
 //! which accepts any event (an EventBridge schedule sends a `Scheduled Event`).
 //!
 //! ```no_run
-//! use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions};
+//! use lambda_idempotency::store::dynamodb::{DynamoDbStore};
+//! use lambda_idempotency::ops::{SweepOptions};
 //! use sweeper::Sweeper;
 //!
 //! # async fn example(client: aws_sdk_dynamodb::Client) -> Result<(), sweeper::SweepError> {
@@ -22,7 +23,8 @@
 use std::sync::Arc;
 
 use lambda_idempotency::clock::{Clock, SharedClock, SystemClock};
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions, SweepReport, sweep};
+use lambda_idempotency::ops::{SweepOptions, SweepReport, sweep};
+use lambda_idempotency::store::dynamodb::DynamoDbStore;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -184,7 +186,7 @@ impl Sweeper {
 /// other counts as plain properties for CloudWatch Logs Insights.
 ///
 /// ```
-/// use lambda_idempotency::store::dynamodb::SweepReport;
+/// use lambda_idempotency::ops::SweepReport;
 ///
 /// let line = sweeper::emf_line(&SweepReport { deleted: 3, ..SweepReport::default() }, 1_717_326_000_000);
 /// let json: serde_json::Value = serde_json::from_str(&line)?;

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, check_expiry_index};
+use lambda_idempotency::ops::check_expiry_index;
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sweeper::{Sweeper, options_from_env, required_table};

@@ -12,13 +12,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_idempotency::clock::{Clock, ManualClock, SystemClock};
 use lambda_idempotency::fingerprint::Fingerprint;
 use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::ops::Day;
+use lambda_idempotency::ops::{
+    DayCounts, DeleteOutcome, EXPIRY_INDEX, SweepOptions, delete_expired, expiry_bucket,
+    read_stats, stats_key,
+};
 use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::dynamodb::day::Day;
-use lambda_idempotency::store::dynamodb::{
-    AttributeNames, DayCounts, DeleteOutcome, DynamoDbStore, EXPIRY_INDEX, SweepOptions,
-    delete_expired, expiry_bucket, read_stats, stats_key,
-};
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;

@@ -102,7 +102,7 @@ pub fn expiry_bucket_of(hour: i64, shard: u8) -> String {
 /// The expiry index's partition key for a record: `"{expires_at / 3600}#{shard}"`.
 ///
 /// ```
-/// use lambda_idempotency::store::dynamodb::{EXPIRY_SHARDS, expiry_bucket, expiry_shard};
+/// use lambda_idempotency::ops::{EXPIRY_SHARDS, expiry_bucket, expiry_shard};
 ///
 /// let pk = "k1|12:POST /orders|5:alice|order-1";
 /// let bucket = expiry_bucket(1_700_003_599, pk);

@@ -10,9 +10,9 @@
 //! The endpoint, region and credentials come from the SDK's usual configuration, so
 //! `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local.
 //!
-//! Every record also carries an expiry bucket, the key of the sparse index
-//! [`EXPIRY_INDEX`] that the [sweeper](mod@sweep) uses to delete expired records
-//! before TTL does and to keep per-day statistics ([`read_stats`]) in the same table.
+//! Every record also carries an expiry bucket, the key of the sparse expiry index
+//! that the sweeper (`ops`, operator code off the request path) uses to delete expired
+//! records before TTL does and to keep per-day statistics in the same table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,30 +31,12 @@ use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::record::{Conflict, Record, Status};
 
-mod codec;
-/// Calendar days in UTC, for statistics and operators.
-pub mod day {
-    pub use crate::day::*;
-}
-mod errors;
+pub(crate) mod codec;
+pub(crate) mod errors;
 mod global;
-pub mod stats;
-pub mod sweep;
-mod table;
 mod transact;
 
-pub use codec::{
-    AttributeNames, EXPIRY_SHARDS, FORMAT_VERSION, expiry_bucket, expiry_bucket_of, expiry_shard,
-};
-pub use stats::{
-    DayCounts, DayStats, STATS_PREFIX, STATS_RETENTION_DAYS, read_stats, stats_expires_at,
-    stats_key,
-};
-pub use sweep::{
-    DeleteOutcome, SweepOptions, SweepReport, check_expiry_index, delete_expired,
-    expiry_index_status, sweep,
-};
-pub use table::{EXPIRY_INDEX, create_table};
+pub use codec::AttributeNames;
 
 use codec::{decode, encode};
 use errors::map_sdk_error;

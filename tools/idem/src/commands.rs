@@ -7,13 +7,12 @@ use std::process::ExitCode;
 use aws_sdk_dynamodb::types::IndexStatus;
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::{Clock, SystemClock};
+use lambda_idempotency::ops::{Day, format_utc_millis, format_utc_secs};
+use lambda_idempotency::ops::{EXPIRY_INDEX, create_table, expiry_index_status, read_stats};
 use lambda_idempotency::record::{Record, Status};
 use lambda_idempotency::scope::Scope;
 use lambda_idempotency::store::Store;
-use lambda_idempotency::store::dynamodb::day::{Day, format_utc_millis, format_utc_secs};
-use lambda_idempotency::store::dynamodb::{
-    DynamoDbStore, EXPIRY_INDEX, create_table, expiry_index_status, read_stats,
-};
+use lambda_idempotency::store::dynamodb::DynamoDbStore;
 
 use crate::Failure;
 use crate::format::{millis_with_age, secs_with_age};

@@ -1,6 +1,6 @@
 //! Human-readable times and sizes.
 
-use lambda_idempotency::store::dynamodb::day::{format_utc_millis, format_utc_secs};
+use lambda_idempotency::ops::{format_utc_millis, format_utc_secs};
 
 /// `2024-06-09 10:00:00.000 UTC (2m 3s ago)`.
 pub fn millis_with_age(millis: i64, now_ms: i64) -> String {

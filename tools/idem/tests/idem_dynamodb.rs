@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use lambda_idempotency::clock::{Clock, ManualClock};
 use lambda_idempotency::fingerprint::Fingerprint;
 use lambda_idempotency::key::IdempotencyKey;
+use lambda_idempotency::ops::Day;
+use lambda_idempotency::ops::{SweepOptions, sweep};
 use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::dynamodb::day::Day;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions, sweep};
+use lambda_idempotency::store::dynamodb::DynamoDbStore;
 use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store};
 
 struct Output {

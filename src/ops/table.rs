@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
-use super::codec::AttributeNames;
-use super::errors::map_sdk_error;
 use crate::error::{Error, Result};
+use crate::store::dynamodb::codec::AttributeNames;
+use crate::store::dynamodb::errors::map_sdk_error;
 
 /// How long to wait for a new table to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,7 +30,8 @@ pub const EXPIRY_INDEX: &str = "expiry-index";
 /// DynamoDB Local, tests and tools.
 ///
 /// ```no_run
-/// use lambda_idempotency::store::dynamodb::{AttributeNames, create_table};
+/// use lambda_idempotency::ops::create_table;
+/// use lambda_idempotency::store::dynamodb::AttributeNames;
 ///
 /// # async fn example(client: aws_sdk_dynamodb::Client) -> Result<(), lambda_idempotency::Error> {
 /// create_table(&client, "idempotency", &AttributeNames::default()).await?;

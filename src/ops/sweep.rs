@@ -61,7 +61,8 @@
 //!
 //! ```no_run
 //! use lambda_idempotency::clock::{Clock, SystemClock};
-//! use lambda_idempotency::store::dynamodb::{DynamoDbStore, SweepOptions, sweep};
+//! use lambda_idempotency::ops::{SweepOptions, sweep};
+//! use lambda_idempotency::store::dynamodb::DynamoDbStore;
 //!
 //! # async fn example(store: DynamoDbStore) -> Result<(), lambda_idempotency::Error> {
 //! let report = sweep(&store, SystemClock.now_secs(), &SweepOptions::default()).await?;
@@ -79,14 +80,14 @@ use aws_sdk_dynamodb::types::{
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::DynamoDbStore;
-use super::codec::{EXPIRY_SHARDS, expiry_bucket_of};
-use super::errors::map_sdk_error;
 use super::stats::{DayCounts, add_stats};
 use super::table::{EXPIRY_INDEX, index_status};
 use crate::day::Day;
 use crate::error::{Error, Result};
 use crate::record::Status;
+use crate::store::dynamodb::DynamoDbStore;
+use crate::store::dynamodb::codec::{EXPIRY_SHARDS, expiry_bucket_of};
+use crate::store::dynamodb::errors::map_sdk_error;
 
 /// How many deletes of one page run at a time.
 const DELETE_CONCURRENCY: usize = 16;

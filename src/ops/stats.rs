@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::Serialize;
 
-use super::DynamoDbStore;
-use super::errors::map_sdk_error;
 use crate::day::{Day, SECS_PER_DAY};
 use crate::error::{Error, Result};
+use crate::store::dynamodb::DynamoDbStore;
+use crate::store::dynamodb::errors::map_sdk_error;
 
 /// The partition-key prefix of stats items.
 pub const STATS_PREFIX: &str = "s1|";
@@ -42,7 +42,7 @@ const BATCH_GET_ROUNDS: usize = 5;
 /// The partition key of a day's stats item: `s1|YYYY-MM-DD`.
 ///
 /// ```
-/// use lambda_idempotency::store::dynamodb::{day::Day, stats_key};
+/// use lambda_idempotency::ops::{Day, stats_key};
 ///
 /// assert_eq!(stats_key(Day::parse("2024-06-02").unwrap()), "s1|2024-06-02");
 /// ```
@@ -125,7 +125,8 @@ pub(crate) async fn add_stats(
 ///
 /// ```no_run
 /// use lambda_idempotency::clock::{Clock, SystemClock};
-/// use lambda_idempotency::store::dynamodb::{DynamoDbStore, day::Day, read_stats};
+/// use lambda_idempotency::ops::{Day, read_stats};
+/// use lambda_idempotency::store::dynamodb::DynamoDbStore;
 ///
 /// # async fn example(store: DynamoDbStore) -> Result<(), lambda_idempotency::Error> {
 /// for day in read_stats(&store, Day::of_secs(SystemClock.now_secs()), 7).await? {
