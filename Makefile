@@ -38,7 +38,7 @@ test: lint
 # Each cargo feature of the library alone (and none) must build, lint-clean.
 FEATURES := http event dynamodb emf zstd macros ops
 
-## lint: rustfmt check, clippy with warnings as errors (also for each feature alone), and no shell pipeline that SIGPIPE can fail
+## lint: rustfmt check, clippy with warnings as errors (also for each feature alone), the crates package and build as published, and no shell pipeline that SIGPIPE can fail
 lint:
 	@$(REQUIRE) cargo
 	scripts/check-pipelines.sh
@@ -49,6 +49,7 @@ lint:
 	  echo "== --no-default-features --features $$feature"; \
 	  cargo clippy -q -p lambda-idempotency --no-default-features --features $$feature -- -D warnings || exit 1; \
 	done
+	cargo package -q -p lambda-idempotency-macros -p lambda-idempotency --allow-dirty
 
 ## demo: run the orders-api demo
 demo:

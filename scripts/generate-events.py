@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the sample API Gateway (HTTP API, payload 2.0) events in events/.
+"""Writes the sample events in events/: API Gateway (HTTP API, payload 2.0), SQS and
+direct invocations.
 
 The events are committed; run this again after changing it:
     python3 scripts/generate-events.py
@@ -157,6 +158,9 @@ def main():
         sqs_message("3b9c1f3e-0006-4a51-9d0e-000000000006", payment_body("pay-004", "ord-B", -5)),
         sqs_message("3b9c1f3e-0007-4a51-9d0e-000000000007", payment_body("pay-001", "ord-A", 9999)),
     ]}
+
+    # A direct invocation (Lambda invoke, Step Functions): the payload is the event.
+    out["charge.direct"] = {"paymentId": "pay-100", "amountCents": 2500, "currency": "EUR"}
 
     EVENTS.mkdir(exist_ok=True)
     for name, e in sorted(out.items()):

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use function_support::required_env;
 use lambda_http::Error;
 use lambda_idempotency::config::IdempotencyConfig;
 use lambda_idempotency::http::IdempotencyLayer;
@@ -16,31 +17,14 @@ use orders_api::{ENV_ORDERS_TABLE, OrdersApi, ROUTE_TEMPLATES, service};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    if let Err(e) = run().await {
-        // One readable line in the function's log instead of a Debug dump.
-        eprintln!("orders-api: {e}");
-        std::process::exit(1);
-    }
+    function_support::run_or_exit("orders-api", run()).await;
 }
 
 async fn run() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
-    // CloudWatch EMF on standard output, flushed at the end of every idempotent request.
-    lambda_idempotency::metrics::install(
-        lambda_idempotency::metrics::EmfRecorder::builder().build(),
-    )?;
-
+    function_support::init()?;
     let config = IdempotencyConfig::from_env()?;
-    let idempotency_table = required_env(ENV_TABLE)?;
-    let orders_table = required_env(ENV_ORDERS_TABLE)?;
+    let idempotency_table = required_env(ENV_TABLE, "a DynamoDB table")?;
+    let orders_table = required_env(ENV_ORDERS_TABLE, "a DynamoDB table")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
@@ -55,11 +39,4 @@ async fn run() -> Result<(), Error> {
         .build()?;
     let api = OrdersApi::new(Arc::new(repo), Arc::new(SimulatedGateway::new()));
     lambda_http::run(service(api, &layer)).await
-}
-
-fn required_env(name: &str) -> Result<String, Error> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(format!("environment variable {name} must name a DynamoDB table").into()),
-    }
 }

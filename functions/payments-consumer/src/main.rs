@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use function_support::required_env;
 use lambda_idempotency::config::IdempotencyConfig;
 use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -13,30 +14,14 @@ use payments_consumer::{Consumer, ENV_LEDGER_TABLE};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("payments-consumer: {e}");
-        std::process::exit(1);
-    }
+    function_support::run_or_exit("payments-consumer", run()).await;
 }
 
 async fn run() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
-    // CloudWatch EMF on standard output, flushed at the end of every idempotent request.
-    lambda_idempotency::metrics::install(
-        lambda_idempotency::metrics::EmfRecorder::builder().build(),
-    )?;
-
+    function_support::init()?;
     let config = IdempotencyConfig::from_env()?;
-    let idempotency_table = required_env(ENV_TABLE)?;
-    let ledger_table = required_env(ENV_LEDGER_TABLE)?;
+    let idempotency_table = required_env(ENV_TABLE, "a DynamoDB table")?;
+    let ledger_table = required_env(ENV_LEDGER_TABLE, "a DynamoDB table")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoDbStore::new(client.clone(), idempotency_table);
@@ -51,11 +36,4 @@ async fn run() -> Result<(), Error> {
         async move { consumer.handle(event).await }
     }))
     .await
-}
-
-fn required_env(name: &str) -> Result<String, Error> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(format!("environment variable {name} must name a DynamoDB table").into()),
-    }
 }

@@ -15,14 +15,11 @@ use sweeper::{Sweeper, options_from_env, required_table};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    if let Err(e) = run().await {
-        // One readable line in the function's log instead of a Debug dump.
-        eprintln!("sweeper: {e}");
-        std::process::exit(1);
-    }
+    function_support::run_or_exit("sweeper", run()).await;
 }
 
 async fn run() -> Result<(), Error> {
+    function_support::init()?;
     let table = required_table(ENV_TABLE)?;
     let options = options_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
