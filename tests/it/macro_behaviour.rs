@@ -397,3 +397,21 @@ async fn a_short_attribute_expiry_does_not_shorten_the_lease_under_a_known_deadl
         "{held}"
     );
 }
+
+/// The default store (DynamoDB from the environment) compiles with the library's
+/// `dynamodb` feature; without it, it is a compile error (macros/tests/ui/fail).
+#[idempotent(key = "/id")]
+async fn from_env(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(event.payload)
+}
+
+#[idempotent(key = "/id", store = "env")]
+async fn from_env_explicitly(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(event.payload)
+}
+
+#[test]
+fn the_environment_store_compiles_with_the_dynamodb_feature() {
+    let _ = lambda_runtime::service_fn(from_env);
+    let _ = lambda_runtime::service_fn(from_env_explicitly);
+}

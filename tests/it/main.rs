@@ -29,7 +29,6 @@ mod in_flight_wait;
 mod isolation;
 mod large_responses;
 mod macro_behaviour;
-mod macro_ui;
 mod observability;
 mod properties;
 mod reliability_concurrency;
