@@ -140,8 +140,8 @@ pub(crate) fn routing_path(request: &Request) -> &str {
 }
 
 /// Normalises a path so every spelling of one resource compares equal: percent-
-/// encoded unreserved characters (RFC 3986 `ALPHA DIGIT - . _ ~`) are decoded and
-/// other escapes uppercased; `.` and `..` segments are resolved; repeated slashes
+/// encoded unreserved characters (RFC 3986 `ALPHA DIGIT - . _ ~`) are decoded, other
+/// escapes uppercased, and a `%` that starts no escape written `%25`; `.` and `..` segments are resolved; repeated slashes
 /// collapse and a trailing slash is dropped. Reserved characters stay encoded, so
 /// `%2F` is never a segment boundary. The result starts with `/`.
 pub(crate) fn normalize_path(path: &str) -> Cow<'_, str> {
@@ -212,14 +212,24 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
             i += 3;
             continue;
         }
-        // Copy up to the next '%' in one piece. `i` is a char boundary (the start, a
-        // '%', or just after an escape, all ASCII) and so is `next` ('%' is ASCII);
-        // search the bytes, as `i + 1` may fall inside a multi-byte character.
-        let next = bytes[i + 1..]
+        // A '%' that starts no escape is a literal percent sign: written as `%25`, so
+        // it can never combine with what follows into an escape (`%%30a` is the
+        // literal `%` then `0a`, `%250a`, not the escape `%0a`), and normalising
+        // twice changes nothing.
+        let start = if bytes[i] == b'%' {
+            out.push_str("%25");
+            i + 1
+        } else {
+            i
+        };
+        // Then copy up to the next '%' in one piece. `start` is a char boundary (the
+        // start, or just after an ASCII byte) and so is `next` ('%' is ASCII); search
+        // the bytes, as a string index inside a multi-byte character would panic.
+        let next = bytes[start..]
             .iter()
             .position(|b| *b == b'%')
-            .map_or(bytes.len(), |n| i + 1 + n);
-        out.push_str(&path[i..next]);
+            .map_or(bytes.len(), |n| start + n);
+        out.push_str(&path[start..next]);
         i = next;
     }
     Cow::Owned(out)
@@ -412,14 +422,15 @@ mod tests {
             ("/a%2fb", "/a%2Fb"),
             ("/a%2Fb/", "/a%2Fb"),
             ("/%7Euser/%41%42", "/~user/AB"),
-            ("/50%", "/50%"),
-            ("/%zz", "/%zz"),
+            ("/50%", "/50%25"),
+            ("/%zz", "/%25zz"),
+            ("/%%30a", "/%250a"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/é//x", "/é/x"),
             ("/%41é", "/Aé"),
             ("/é%41é%2fé", "/éAé%2Fé"),
-            ("/%é", "/%é"),
-            ("/%4é", "/%4é"),
+            ("/%é", "/%25é"),
+            ("/%4é", "/%254é"),
             ("/%2E%2E/x", "/x"),
         ] {
             assert_eq!(normalize_path(raw), normal, "{raw:?}");

@@ -1,7 +1,7 @@
 //! Compile tests for `#[idempotent]`: what it accepts (`ui/pass`, which also run)
 //! and the errors it gives (`ui/fail/*.stderr`, regenerate with
-//! `TRYBUILD=overwrite cargo test -p lambda-idempotency-macros --test ui` and read
-//! them before committing).
+//! `TRYBUILD=overwrite cargo test -p idempotent-ui-tests` and read them before
+//! committing).
 //!
 //! trybuild builds these cases in a project of its own, against this crate's
 //! dev-dependencies: the library without its `dynamodb` feature, so the AWS SDK is

@@ -1,0 +1,1 @@
+//! Nothing to build: this crate holds the compile tests of `#[idempotent]` (`tests/`).
