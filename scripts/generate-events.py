@@ -6,6 +6,10 @@ The events are committed; run this again after changing it:
     python3 scripts/generate-events.py
 Every scenario the tests and the demo play is one file, named
 <operation>.<scenario>.json.
+
+Not written here: refund.via-*.json, one refund as each HTTP source delivers it
+(HTTP API, REST API, ALB, Function URL), written by hand from AWS's sample events;
+the library's HTTP tests load and edit them.
 """
 import json
 import pathlib

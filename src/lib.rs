@@ -66,6 +66,8 @@
 //! - [`metrics`]: what the layers measure, and a CloudWatch EMF exporter.
 //! - [`record`] and [`fingerprint`]: the stored record, the rules every store applies
 //!   to it, and what counts as "the same request".
+//! - `testing` (feature `testing`, off by default): the behaviour suite every
+//!   [`Store`](store::Store) must pass, for the tests of a store of your own.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -100,6 +102,8 @@ mod outcome;
 pub mod record;
 pub mod scope;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use current::CurrentRequest;
 pub use error::{BoxError, Error, Result};
@@ -154,7 +158,8 @@ pub mod __private {
     feature = "http",
     feature = "event",
     feature = "dynamodb",
-    feature = "macros"
+    feature = "macros",
+    feature = "testing"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -9,10 +9,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[path = "../../tests/support/calls.rs"]
-mod calls;
 #[allow(unused_imports)] // only end_to_end counts calls
-pub use calls::CallCounter;
+pub use lambda_idempotency_test_support::CallCounter;
 
 /// Whether cargo runs this binary as a benchmark (`cargo bench` passes `--bench`).
 /// Without it (`cargo test --all-targets`) the benches run a short smoke check and

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::events;
 use aws_sdk_dynamodb::types::Select;
 use futures::FutureExt;
 use lambda_http::http::{HeaderValue, StatusCode};
@@ -89,84 +90,41 @@ fn with_body(content_type: Option<&str>, body: Body) -> Request {
     post(Some(BODY_KEY.as_bytes()), content_type, body)
 }
 
-/// An API Gateway HTTP API (v2) event with these headers and body.
+/// `POST /orders` through an HTTP API (v2), from `events/`, with these headers and
+/// body.
 fn http_api_event(headers: Value, body: &str, base64: bool) -> Request {
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "POST /orders",
-        "rawPath": "/orders",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "r3pmxmplak",
-            "domainName": "r3pmxmplak.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "r3pmxmplak",
-            "http": {
-                "method": "POST",
-                "path": "/orders",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "curl/8.5.0"
-            },
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": "POST /orders",
-            "stage": "$default",
-            "time": "14/Nov/2023:22:13:20 +0000",
-            "timeEpoch": 1_700_000_000_000_i64
-        },
-        "body": body,
-        "isBase64Encoded": base64
-    });
+    let mut event = events::json("refund.via-http-api");
+    event["routeKey"] = json!("POST /orders");
+    event["rawPath"] = json!("/orders");
+    event["requestContext"]["routeKey"] = json!("POST /orders");
+    event["requestContext"]["http"]["path"] = json!("/orders");
+    event["pathParameters"] = Value::Null;
+    event["headers"] = headers;
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(base64);
     lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event")
 }
 
-/// An API Gateway REST API (v1) event with these header maps.
+/// `POST /orders` through a REST API (v1), from `events/`, with these header maps.
 fn rest_event(headers: Value, multi_value_headers: Value) -> Request {
-    let event = json!({
-        "resource": "/orders",
-        "path": "/orders",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": multi_value_headers,
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "a1b2c3d4e5",
-            "httpMethod": "POST",
-            "identity": { "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0" },
-            "path": "/prod/orders",
-            "protocol": "HTTP/1.1",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "requestTimeEpoch": 1_700_000_000_000_i64,
-            "resourceId": "qwe123",
-            "resourcePath": "/orders",
-            "stage": "prod"
-        },
-        "body": VALID_JSON,
-        "isBase64Encoded": false
-    });
+    let mut event = events::json("refund.via-rest-api");
+    event["resource"] = json!("/orders");
+    event["path"] = json!("/orders");
+    event["pathParameters"] = Value::Null;
+    event["requestContext"]["path"] = json!("/prod/orders");
+    event["requestContext"]["resourcePath"] = json!("/orders");
+    event["headers"] = headers;
+    event["multiValueHeaders"] = multi_value_headers;
+    event["body"] = json!(VALID_JSON);
     lambda_http::request::from_str(&event.to_string()).expect("a valid REST API event")
 }
 
-/// An ALB event with multi-value headers on.
+/// `POST /orders` through an ALB with multi-value headers on, from `events/`.
 fn alb_multi_value_event(multi_value_headers: Value) -> Request {
-    let event = json!({
-        "requestContext": {
-            "elb": {
-                "targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/6d0ecf831eec9f09"
-            }
-        },
-        "httpMethod": "POST",
-        "path": "/orders",
-        "multiValueQueryStringParameters": {},
-        "multiValueHeaders": multi_value_headers,
-        "body": VALID_JSON,
-        "isBase64Encoded": false
-    });
+    let mut event = events::json("refund.via-alb-two-keys");
+    event["path"] = json!("/orders");
+    event["multiValueHeaders"] = multi_value_headers;
+    event["body"] = json!(VALID_JSON);
     lambda_http::request::from_str(&event.to_string()).expect("a valid ALB event")
 }
 

@@ -1,8 +1,8 @@
 //! The warm cache in front of DynamoDB: a replay in a warm environment costs no
 //! DynamoDB call. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-use crate::behaviour;
 use crate::support;
+use lambda_idempotency::testing as behaviour;
 
 use behaviour::{request, start};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};

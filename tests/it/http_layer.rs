@@ -1,7 +1,8 @@
 //! The HTTP layer end to end.
 //!
 //! Requests are real Lambda events (HTTP API v2, REST API v1, ALB and a Function URL)
-//! written as JSON and parsed by `lambda_http::request::from_str`; records live in
+//! from `events/refund.via-*.json`, edited per test and parsed by
+//! `lambda_http::request::from_str`; records live in
 //! the in-memory store on a [`ManualClock`] shared with the layer; handlers count
 //! their runs, so every test asserts how many side effects happened.
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::events::{self, with_deadline};
 use futures::FutureExt;
 use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
@@ -48,191 +50,6 @@ const ANONYMOUS: &str = "anonymous";
 // Event fixtures
 // ---------------------------------------------------------------------------------
 
-/// An API Gateway HTTP API (payload format 2.0) event.
-const HTTP_API_V2: &str = r#"{
-  "version": "2.0",
-  "routeKey": "POST /orders/{orderId}/refunds",
-  "rawPath": "/orders/o-1/refunds",
-  "rawQueryString": "",
-  "headers": {
-    "accept": "application/json",
-    "content-type": "application/json",
-    "host": "r3pmxmplak.execute-api.eu-west-1.amazonaws.com",
-    "user-agent": "curl/8.5.0",
-    "x-amzn-trace-id": "Root=1-65540150-0123456789abcdef01234567",
-    "x-forwarded-for": "203.0.113.7",
-    "x-forwarded-port": "443",
-    "x-forwarded-proto": "https"
-  },
-  "requestContext": {
-    "accountId": "123456789012",
-    "apiId": "r3pmxmplak",
-    "domainName": "r3pmxmplak.execute-api.eu-west-1.amazonaws.com",
-    "domainPrefix": "r3pmxmplak",
-    "http": {
-      "method": "POST",
-      "path": "/orders/o-1/refunds",
-      "protocol": "HTTP/1.1",
-      "sourceIp": "203.0.113.7",
-      "userAgent": "curl/8.5.0"
-    },
-    "requestId": "JKJaXmPLvHcESHA=",
-    "routeKey": "POST /orders/{orderId}/refunds",
-    "stage": "$default",
-    "time": "14/Nov/2023:22:13:20 +0000",
-    "timeEpoch": 1700000000000
-  },
-  "pathParameters": { "orderId": "o-1" },
-  "body": "{\"amount\": 100, \"currency\": \"EUR\"}",
-  "isBase64Encoded": false
-}"#;
-
-/// A Lambda Function URL event: payload format 2.0 with the `$default` route.
-const FUNCTION_URL: &str = r#"{
-  "version": "2.0",
-  "routeKey": "$default",
-  "rawPath": "/some/path",
-  "rawQueryString": "",
-  "headers": {
-    "accept": "application/json",
-    "content-type": "application/json",
-    "host": "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws",
-    "user-agent": "curl/8.5.0",
-    "x-amzn-tls-version": "TLSv1.3",
-    "x-amzn-trace-id": "Root=1-65540150-0123456789abcdef01234567",
-    "x-forwarded-for": "203.0.113.7",
-    "x-forwarded-port": "443",
-    "x-forwarded-proto": "https"
-  },
-  "requestContext": {
-    "accountId": "anonymous",
-    "apiId": "abcdefghijklmnopqrstuvwxyz012345",
-    "domainName": "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws",
-    "domainPrefix": "abcdefghijklmnopqrstuvwxyz012345",
-    "http": {
-      "method": "POST",
-      "path": "/some/path",
-      "protocol": "HTTP/1.1",
-      "sourceIp": "203.0.113.7",
-      "userAgent": "curl/8.5.0"
-    },
-    "requestId": "8c0e9a6b-5a8f-4b5e-9d7a-0123456789ab",
-    "routeKey": "$default",
-    "stage": "$default",
-    "time": "14/Nov/2023:22:13:20 +0000",
-    "timeEpoch": 1700000000000
-  },
-  "body": "{\"amount\": 100, \"currency\": \"EUR\"}",
-  "isBase64Encoded": false
-}"#;
-
-/// An API Gateway REST API (payload format 1.0) event, stage `prod`.
-const REST_V1: &str = r#"{
-  "resource": "/orders/{orderId}/refunds",
-  "path": "/orders/o-1/refunds",
-  "httpMethod": "POST",
-  "headers": {
-    "Accept": "application/json",
-    "Content-Type": "application/json",
-    "Host": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
-    "User-Agent": "curl/8.5.0",
-    "X-Amzn-Trace-Id": "Root=1-65540150-0123456789abcdef01234567",
-    "X-Forwarded-For": "203.0.113.7",
-    "X-Forwarded-Port": "443",
-    "X-Forwarded-Proto": "https"
-  },
-  "multiValueHeaders": {
-    "Accept": ["application/json"],
-    "Content-Type": ["application/json"],
-    "Host": ["a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"],
-    "User-Agent": ["curl/8.5.0"],
-    "X-Amzn-Trace-Id": ["Root=1-65540150-0123456789abcdef01234567"],
-    "X-Forwarded-For": ["203.0.113.7"],
-    "X-Forwarded-Port": ["443"],
-    "X-Forwarded-Proto": ["https"]
-  },
-  "queryStringParameters": null,
-  "multiValueQueryStringParameters": null,
-  "pathParameters": { "orderId": "o-1" },
-  "stageVariables": null,
-  "requestContext": {
-    "accountId": "123456789012",
-    "apiId": "a1b2c3d4e5",
-    "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
-    "domainPrefix": "a1b2c3d4e5",
-    "extendedRequestId": "NvWWKEZbliAFliA=",
-    "httpMethod": "POST",
-    "identity": {
-      "accessKey": null,
-      "accountId": null,
-      "caller": null,
-      "cognitoAuthenticationProvider": null,
-      "cognitoAuthenticationType": null,
-      "cognitoIdentityId": null,
-      "cognitoIdentityPoolId": null,
-      "principalOrgId": null,
-      "sourceIp": "203.0.113.7",
-      "user": null,
-      "userAgent": "curl/8.5.0",
-      "userArn": null
-    },
-    "path": "/prod/orders/o-1/refunds",
-    "protocol": "HTTP/1.1",
-    "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-    "requestTime": "14/Nov/2023:22:13:20 +0000",
-    "requestTimeEpoch": 1700000000000,
-    "resourceId": "qwe123",
-    "resourcePath": "/orders/{orderId}/refunds",
-    "stage": "prod"
-  },
-  "body": "{\"amount\": 100, \"currency\": \"EUR\"}",
-  "isBase64Encoded": false
-}"#;
-
-/// An Application Load Balancer event (multi-value headers off).
-const ALB: &str = r#"{
-  "requestContext": {
-    "elb": {
-      "targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/6d0ecf831eec9f09"
-    }
-  },
-  "httpMethod": "POST",
-  "path": "/some/path",
-  "queryStringParameters": {},
-  "headers": {
-    "accept": "application/json",
-    "content-type": "application/json",
-    "host": "orders-1234567890.eu-west-1.elb.amazonaws.com",
-    "user-agent": "curl/8.5.0",
-    "x-amzn-trace-id": "Root=1-65540150-0123456789abcdef01234567",
-    "x-forwarded-for": "203.0.113.7",
-    "x-forwarded-port": "443",
-    "x-forwarded-proto": "https"
-  },
-  "body": "{\"amount\": 100, \"currency\": \"EUR\"}",
-  "isBase64Encoded": false
-}"#;
-
-/// An ALB event with multi-value headers on, where a client sent two keys.
-const ALB_MULTI_VALUE_TWO_KEYS: &str = r#"{
-  "requestContext": {
-    "elb": {
-      "targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/6d0ecf831eec9f09"
-    }
-  },
-  "httpMethod": "POST",
-  "path": "/some/path",
-  "multiValueQueryStringParameters": {},
-  "multiValueHeaders": {
-    "content-type": ["application/json"],
-    "host": ["orders-1234567890.eu-west-1.elb.amazonaws.com"],
-    "idempotency-key": ["key-one", "key-two"],
-    "x-forwarded-proto": ["https"]
-  },
-  "body": "{\"amount\": 100, \"currency\": \"EUR\"}",
-  "isBase64Encoded": false
-}"#;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     HttpApi,
@@ -249,16 +66,17 @@ struct Event {
 }
 
 impl Event {
-    fn parse(source: Source, template: &str) -> Self {
+    /// `events/<name>.json`, to edit.
+    fn load(source: Source, name: &str) -> Self {
         Self {
             source,
-            json: serde_json::from_str(template).expect("fixture is valid JSON"),
+            json: events::json(name),
         }
     }
 
     /// An HTTP API v2 event for `method route` at `path`.
     fn http_api(method: &str, route: &str, path: &str) -> Self {
-        let mut event = Self::parse(Source::HttpApi, HTTP_API_V2);
+        let mut event = Self::load(Source::HttpApi, "refund.via-http-api");
         let route_key = format!("{method} {route}");
         event.json["routeKey"] = json!(route_key);
         event.json["requestContext"]["routeKey"] = json!(route_key);
@@ -268,14 +86,14 @@ impl Event {
 
     /// A Function URL event for `method path`.
     fn function_url(method: &str, path: &str) -> Self {
-        let mut event = Self::parse(Source::FunctionUrl, FUNCTION_URL);
+        let mut event = Self::load(Source::FunctionUrl, "refund.via-function-url");
         event.set_v2_method_and_path(method, path);
         event
     }
 
     /// A REST API v1 event for `method resource` at `path` (stage `prod`).
     fn rest(method: &str, resource: &str, path: &str) -> Self {
-        let mut event = Self::parse(Source::Rest, REST_V1);
+        let mut event = Self::load(Source::Rest, "refund.via-rest-api");
         event.json["resource"] = json!(resource);
         event.json["path"] = json!(path);
         event.json["httpMethod"] = json!(method);
@@ -288,7 +106,7 @@ impl Event {
 
     /// An ALB event for `method path`.
     fn alb(method: &str, path: &str) -> Self {
-        let mut event = Self::parse(Source::Alb, ALB);
+        let mut event = Self::load(Source::Alb, "refund.via-alb");
         event.json["httpMethod"] = json!(method);
         event.json["path"] = json!(path);
         event
@@ -388,13 +206,6 @@ fn set_header(headers: &mut Value, name: &str, value: Value) {
     let map = headers.as_object_mut().expect("headers object");
     map.retain(|existing, _| !existing.eq_ignore_ascii_case(name));
     map.insert(name.to_owned(), value);
-}
-
-fn with_deadline(mut request: Request, deadline_ms: i64) -> Request {
-    let mut ctx = Context::default();
-    ctx.deadline = u64::try_from(deadline_ms).expect("a deadline after 1970");
-    request.extensions_mut().insert(ctx);
-    request
 }
 
 // ---------------------------------------------------------------------------------
@@ -1105,7 +916,7 @@ async fn two_idempotency_key_headers_are_a_400_problem() {
     assert!(json["detail"].as_str().unwrap().contains("exactly one"));
 
     // An ALB with multi-value headers on passes both values through.
-    let alb = lambda_http::request::from_str(ALB_MULTI_VALUE_TWO_KEYS).unwrap();
+    let alb = events::http_request("refund.via-alb-two-keys");
     assert_eq!(alb.headers().get_all("idempotency-key").iter().count(), 2);
     problem(&send(&mut service, alb).await, 400, "malformed-key");
 

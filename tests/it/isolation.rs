@@ -8,16 +8,17 @@
 //! Finally every request is sent again and must replay its *own* first answer.
 //!
 //! Requests are real Lambda events (HTTP API v2 and REST v1, with JWT, Cognito, IAM
-//! and Lambda authorizers, or none) parsed by `lambda_http::request::from_str`. The
-//! suite runs over the in-memory store and over DynamoDB Local (needs
-//! `AWS_ENDPOINT_URL_DYNAMODB`: `scripts/with-dynamodb-local.sh cargo test --test
-//! isolation`).
+//! and Lambda authorizers, or none), from `events/refund.via-*.json` edited per
+//! shape. The suite runs over the in-memory store and over DynamoDB Local (needs
+//! `AWS_ENDPOINT_URL_DYNAMODB`: `scripts/with-dynamodb-local.sh cargo test --test it
+//! isolation::`).
 
 use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::events;
 use lambda_http::{Body, Request, Response};
 use lambda_idempotency::http::{IdempotencyLayer, Protect};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
@@ -73,33 +74,15 @@ impl Shape {
     /// the layer's route is the method and the (client-chosen) path.
     fn http_api(method: &str, route_key: Option<&str>, path: &str, who: &Principal) -> Self {
         let route_key = route_key.unwrap_or("$default");
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": route_key,
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": { "content-type": "application/json", "host": "api.example.com" },
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "r3pmxmplak",
-                "domainName": "api.example.com",
-                "domainPrefix": "api",
-                "http": {
-                    "method": method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "203.0.113.7",
-                    "userAgent": "curl/8.5.0"
-                },
-                "requestId": "JKJaXmPLvHcESHA=",
-                "routeKey": route_key,
-                "stage": "$default",
-                "time": "14/Nov/2023:22:13:20 +0000",
-                "timeEpoch": 1_700_000_000_000_i64
-            },
-            "body": BODY,
-            "isBase64Encoded": false
-        });
+        let mut event = events::json("refund.via-http-api");
+        event["routeKey"] = json!(route_key);
+        event["rawPath"] = json!(path);
+        event["pathParameters"] = Value::Null;
+        let ctx = &mut event["requestContext"];
+        ctx["routeKey"] = json!(route_key);
+        ctx["http"]["method"] = json!(method);
+        ctx["http"]["path"] = json!(path);
+        event["body"] = json!(BODY);
         let authorizer = match who {
             Anonymous => None,
             Principal::Jwt(sub) => {
@@ -139,41 +122,16 @@ impl Shape {
 
     /// A REST API (v1) request on stage `prod` for `resource` at `path`.
     fn rest(method: &str, resource: &str, path: &str, who: &Principal) -> Self {
-        let mut event = json!({
-            "resource": resource,
-            "path": path,
-            "httpMethod": method,
-            "headers": { "Content-Type": "application/json", "Host": "api.example.com" },
-            "multiValueHeaders": {
-                "Content-Type": ["application/json"],
-                "Host": ["api.example.com"]
-            },
-            "queryStringParameters": null,
-            "multiValueQueryStringParameters": null,
-            "pathParameters": null,
-            "stageVariables": null,
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "a1b2c3d4e5",
-                "httpMethod": method,
-                "identity": {
-                    "accessKey": null, "accountId": null, "caller": null,
-                    "cognitoAuthenticationProvider": null, "cognitoAuthenticationType": null,
-                    "cognitoIdentityId": null, "cognitoIdentityPoolId": null,
-                    "principalOrgId": null, "sourceIp": "203.0.113.7", "user": null,
-                    "userAgent": "curl/8.5.0", "userArn": null
-                },
-                "path": format!("/prod{path}"),
-                "protocol": "HTTP/1.1",
-                "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-                "requestTimeEpoch": 1_700_000_000_000_i64,
-                "resourceId": "qwe123",
-                "resourcePath": resource,
-                "stage": "prod"
-            },
-            "body": BODY,
-            "isBase64Encoded": false
-        });
+        let mut event = events::json("refund.via-rest-api");
+        event["resource"] = json!(resource);
+        event["path"] = json!(path);
+        event["httpMethod"] = json!(method);
+        event["pathParameters"] = Value::Null;
+        let ctx = &mut event["requestContext"];
+        ctx["httpMethod"] = json!(method);
+        ctx["path"] = json!(format!("/prod{path}"));
+        ctx["resourcePath"] = json!(resource);
+        event["body"] = json!(BODY);
         let ctx = &mut event["requestContext"];
         match who {
             Anonymous => {}

@@ -3,20 +3,9 @@
 //! against the DynamoDB Local that `scripts/with-dynamodb-local.sh` starts (`make
 //! test`); run one family with `cargo test --test it store_dynamodb::`.
 
-#[macro_use]
-#[path = "../behaviour/mod.rs"]
-mod behaviour;
-#[allow(dead_code)]
-#[path = "../support/canned.rs"]
-mod canned;
-#[allow(dead_code)]
-#[path = "../support/faults.rs"]
-mod faults;
-#[allow(dead_code)]
-#[path = "../support/process.rs"]
-mod process;
-#[path = "../support/mod.rs"]
-mod support;
+// What the workspace's tests share (test-support/), under the names the modules use.
+use lambda_idempotency_test_support as support;
+use support::{canned, faults, process};
 
 mod atomic_dynamodb;
 mod bad_input;

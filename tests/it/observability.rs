@@ -443,23 +443,16 @@ const SECRET_PRINCIPAL: &str = "alice-SECRET-PRINCIPAL";
 
 /// A request by the JWT principal [`SECRET_PRINCIPAL`] (an HTTP API v2 event).
 fn authorized(key: &str, body: &str) -> Request {
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "POST /orders",
-        "rawPath": "/orders",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "idempotency-key": key},
-        "requestContext": {
-            "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
-            "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1",
-                     "sourceIp": "1.2.3.4", "userAgent": "x"},
-            "requestId": "r", "routeKey": "POST /orders", "stage": "$default",
-            "time": "", "timeEpoch": 0,
-            "authorizer": {"jwt": {"claims": {"sub": SECRET_PRINCIPAL}, "scopes": null}}
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
+    let mut event = crate::support::events::json("refund.via-http-api");
+    event["routeKey"] = json!("POST /orders");
+    event["rawPath"] = json!("/orders");
+    event["pathParameters"] = Value::Null;
+    event["headers"]["idempotency-key"] = json!(key);
+    let ctx = &mut event["requestContext"];
+    ctx["routeKey"] = json!("POST /orders");
+    ctx["http"]["path"] = json!("/orders");
+    ctx["authorizer"] = json!({"jwt": {"claims": {"sub": SECRET_PRINCIPAL}, "scopes": null}});
+    event["body"] = json!(body);
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 

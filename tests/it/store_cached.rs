@@ -1,7 +1,7 @@
 //! The behaviour suite on the warm cache in front of the in-memory store, and the
 //! cache's own rules.
 
-use crate::behaviour;
+use lambda_idempotency::testing as behaviour;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ async fn make() -> (Arc<dyn Store>, ManualClock) {
     (Arc::new(store), clock)
 }
 
-behaviour_suite!(make());
+lambda_idempotency::behaviour_suite!(make());
 
 fn cached() -> (CachedStore<MemoryStore>, ManualClock) {
     let clock = ManualClock::new(1_700_000_000_000);

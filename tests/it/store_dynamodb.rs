@@ -2,8 +2,8 @@
 //!
 //! Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-use crate::behaviour;
 use crate::support;
+use lambda_idempotency::testing as behaviour;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ async fn make() -> (Arc<dyn Store>, ManualClock) {
     )
 }
 
-behaviour_suite!(make());
+lambda_idempotency::behaviour_suite!(make());
 
 async fn counting_store() -> (DynamoDbStore, support::CallCounter) {
     let (client, counter) = support::counting_client().await;

@@ -1,7 +1,5 @@
 //! The behaviour suite on the in-memory store.
 
-use crate::behaviour;
-
 use std::sync::Arc;
 
 use lambda_idempotency::clock::ManualClock;
@@ -12,4 +10,4 @@ async fn make() -> (Arc<dyn Store>, ManualClock) {
     (Arc::new(MemoryStore::with_clock(clock.clone())), clock)
 }
 
-behaviour_suite!(make());
+lambda_idempotency::behaviour_suite!(make());

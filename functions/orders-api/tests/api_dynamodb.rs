@@ -2,8 +2,7 @@
 //! driven by the sample events in `events/`. Needs `AWS_ENDPOINT_URL_DYNAMODB`:
 //! run with `make test`.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use lambda_idempotency_test_support as support;
 
 use std::sync::Arc;
 use std::time::Duration;

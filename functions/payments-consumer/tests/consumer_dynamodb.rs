@@ -2,8 +2,7 @@
 //! `events/`: every payment is applied exactly once. Needs
 //! `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use lambda_idempotency_test_support as support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,9 +15,7 @@ use payments_consumer::Consumer;
 use payments_consumer::ledger::{DynamoDbLedger, Ledger, LedgerError, create_ledger_table};
 
 fn batch(name: &str) -> LambdaEvent<SqsEvent> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../events/{name}.json"));
-    let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let event: SqsEvent = serde_json::from_value(support::events::json(name)).unwrap();
     LambdaEvent::new(event, Context::default())
 }
 

@@ -1,8 +1,7 @@
 //! The sweeper against DynamoDB Local, with a manual clock to make records expire.
 //! Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with `make test`.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use lambda_idempotency_test_support as support;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -321,9 +320,7 @@ async fn the_handler_accepts_a_scheduled_event_and_returns_the_report() {
     let h = Harness::new().await;
     h.abandoned("handler-1", HOUR).await;
     h.clock.advance(HOUR + Duration::from_secs(1));
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/scheduled-sweep.json");
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let event: Value = support::events::json("scheduled-sweep");
     let report = h
         .sweeper(small(100))
         .handle(LambdaEvent::new(event, Context::default()))

@@ -1,8 +1,7 @@
 //! The `idem` binary against DynamoDB Local. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run
 //! with `make test`.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use lambda_idempotency_test_support as support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,6 +1,4 @@
-//! A store wrapper that injects faults at chosen steps, for the reliability tests
-//! (declared by them with `#[path]`: it needs `async-trait`, which the functions' test
-//! crates that share `support/mod.rs` do not have).
+//! A store wrapper that injects faults at chosen steps, for the reliability tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -1,13 +1,11 @@
-//! Shared test support: a DynamoDB Local client and a call-counting interceptor.
-
-#![allow(dead_code)]
+//! Clients for the DynamoDB Local that `scripts/with-dynamodb-local.sh` starts, and
+//! tables of a test's own in it.
 
 use aws_sdk_dynamodb::Client;
 use lambda_idempotency::ops::create_table;
 use lambda_idempotency::store::dynamodb::AttributeNames;
 
-mod calls;
-pub use calls::CallCounter;
+use crate::CallCounter;
 
 /// The DynamoDB Local endpoint. Tests that need it fail loudly without it: they
 /// never pass by skipping.

@@ -1,5 +1,4 @@
-//! A call-counting SDK interceptor, shared by the tests (through `support/mod.rs`)
-//! and the benches (through `#[path]`).
+//! A call-counting SDK interceptor: how many DynamoDB operations a request cost.
 
 use std::sync::{Arc, Mutex};
 

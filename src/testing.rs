@@ -1,24 +1,63 @@
-//! The store behaviour suite: every backend runs these same functions.
+//! The store behaviour suite (the `testing` feature): the rules every [`Store`] must
+//! keep, as functions any backend's tests can call, the way `object_store` ships its
+//! integration suite. The in-memory, cached and DynamoDB stores of this crate run it;
+//! a third-party store (Redis, Postgres, a wrapper) runs the same checks.
 //!
-//! Each function takes a store and the [`ManualClock`] that store reads, and checks
-//! one rule of the algorithm. `behaviour_suite!` turns them into `#[tokio::test]`s
-//! for a backend.
-
-#![allow(dead_code)]
+//! Each function takes the store and the [`ManualClock`] it reads, and checks one
+//! rule; keys are random, so suites can share a table. [`behaviour_suite!`] makes one
+//! `#[tokio::test]` of each (the concurrency races on a multi-thread runtime):
+//!
+//! ```no_run
+//! // tests/my_store.rs, in the crate of a store, with this crate's `testing` feature
+//! // and tokio among its dev-dependencies.
+//! use std::sync::Arc;
+//!
+//! use lambda_idempotency::clock::ManualClock;
+//! use lambda_idempotency::store::{MemoryStore, Store};
+//!
+//! async fn make() -> (Arc<dyn Store>, ManualClock) {
+//!     let clock = ManualClock::starting_now();
+//!     (Arc::new(MemoryStore::with_clock(clock.clone())), clock) // your store here
+//! }
+//!
+//! lambda_idempotency::behaviour_suite!(make());
+//! # fn main() {}
+//! ```
+//!
+//! Or call the checks yourself:
+//!
+//! ```
+//! use lambda_idempotency::clock::ManualClock;
+//! use lambda_idempotency::store::MemoryStore;
+//! use lambda_idempotency::testing;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let clock = ManualClock::starting_now();
+//! let store = MemoryStore::with_clock(clock.clone());
+//! testing::new_key_begins(&store, &clock).await;
+//! testing::taken_over_holder_loses_its_lease(&store, &clock).await;
+//! # });
+//! ```
+//!
+//! [`Store`]: crate::store::Store
+//! [`behaviour_suite!`]: crate::behaviour_suite
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use lambda_idempotency::clock::{Clock, ManualClock};
-use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
-use lambda_idempotency::key::IdempotencyKey;
-use lambda_idempotency::record::Status;
-use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use crate::clock::{Clock, ManualClock};
+use crate::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
+use crate::key::IdempotencyKey;
+use crate::record::Status;
+use crate::scope::Scope;
+use crate::store::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
 
+/// The lease every request of the suite asks for.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// The expiry every request of the suite asks for.
 pub const EXPIRY: Duration = Duration::from_secs(60 * 60);
 
+/// The fingerprint of a `POST /orders` with this JSON body.
 pub fn fingerprint(body: &str) -> Fingerprint {
     Fingerprint::v2(&FingerprintInput {
         method: "POST",
@@ -48,6 +87,7 @@ pub fn with_body(r: &BeginRequest, body: &str) -> BeginRequest {
     }
 }
 
+/// Begins `r`, which must start; its lease.
 pub async fn start(store: &dyn Store, r: &BeginRequest) -> Lease {
     match store.begin(r).await.unwrap() {
         BeginOutcome::Started { lease, .. } => lease,
@@ -55,6 +95,8 @@ pub async fn start(store: &dyn Store, r: &BeginRequest) -> Lease {
     }
 }
 
+/// A new key begins: a `PENDING` record with the request's fingerprint, a fresh
+/// lease of [`LEASE`], an expiry of [`EXPIRY`], and the raw route, actor and key.
 pub async fn new_key_begins(store: &dyn Store, clock: &ManualClock) {
     let r = request(r#"{"sku":"A1","qty":1}"#);
     let now = clock.now_millis();
@@ -77,6 +119,8 @@ pub async fn new_key_begins(store: &dyn Store, clock: &ManualClock) {
     assert_eq!(record.key, r.scope.key().as_str());
 }
 
+/// A completed request replays its response byte for byte (text, binary, empty),
+/// and replaying changes nothing.
 pub async fn completed_replays_exact_response(store: &dyn Store, clock: &ManualClock) {
     for response in [
         b"{\"orderId\":\"o-1\",\"total\":12.50}".to_vec(),
@@ -104,6 +148,8 @@ pub async fn completed_replays_exact_response(store: &dyn Store, clock: &ManualC
     }
 }
 
+/// A different request under the key is a mismatch, pending or completed, and the
+/// record keeps the first request.
 pub async fn different_fingerprint_is_a_mismatch(store: &dyn Store, _clock: &ManualClock) {
     let r = request(r#"{"amount":100}"#);
     let other = with_body(&r, r#"{"amount":1000}"#);
@@ -124,6 +170,8 @@ pub async fn different_fingerprint_is_a_mismatch(store: &dyn Store, _clock: &Man
     assert_eq!(stored.response.as_deref(), Some(&b"ok"[..]));
 }
 
+/// A `PENDING` record whose lease is live (up to and including its last
+/// millisecond) answers "in flight".
 pub async fn pending_with_live_lease_is_in_flight(store: &dyn Store, clock: &ManualClock) {
     let r = request("{}");
     let lease = start(store, &r).await;
@@ -135,6 +183,7 @@ pub async fn pending_with_live_lease_is_in_flight(store: &dyn Store, clock: &Man
     assert_eq!(record.lease_expires_at_ms, lease.expires_at_ms);
 }
 
+/// Once its lease lapses, the same request takes the key over with a new lease.
 pub async fn lapsed_lease_is_taken_over(store: &dyn Store, clock: &ManualClock) {
     let r = request(r#"{"n":1}"#);
     let first = start(store, &r).await;
@@ -153,6 +202,8 @@ pub async fn lapsed_lease_is_taken_over(store: &dyn Store, clock: &ManualClock) 
     assert_eq!(replaced.lease_token, first.token);
 }
 
+/// An expired record behaves as absent: any request begins, and a read finds
+/// nothing, even before the backend deletes it.
 pub async fn expired_record_behaves_as_absent(store: &dyn Store, clock: &ManualClock) {
     let r = request(r#"{"n":1}"#);
     let lease = start(store, &r).await;
@@ -178,6 +229,7 @@ pub async fn expired_record_behaves_as_absent(store: &dyn Store, clock: &ManualC
     );
 }
 
+/// An `ERRORED` record may begin again, but only for the same request.
 pub async fn errored_may_begin_again_with_same_request_only(
     store: &dyn Store,
     _clock: &ManualClock,
@@ -202,6 +254,8 @@ pub async fn errored_may_begin_again_with_same_request_only(
     assert_ne!(second.token, lease.token);
 }
 
+/// A holder whose lease was taken over can neither complete nor fail: fenced on
+/// the lease token, it writes nothing.
 pub async fn taken_over_holder_loses_its_lease(store: &dyn Store, clock: &ManualClock) {
     let r = request(r#"{"n":1}"#);
     let first = start(store, &r).await;
@@ -232,6 +286,7 @@ pub async fn taken_over_holder_loses_its_lease(store: &dyn Store, clock: &Manual
     assert_eq!(done.response.as_deref(), Some(&b"winner"[..]));
 }
 
+/// A lease completes once; a second, different completion is refused.
 pub async fn a_lease_completes_once(store: &dyn Store, _clock: &ManualClock) {
     let r = request("{}");
     let lease = start(store, &r).await;
@@ -278,6 +333,7 @@ pub async fn a_repeated_identical_update_is_written(store: &dyn Store, _clock: &
     ));
 }
 
+/// Completing a record that was deleted (purged, swept) is a lost lease.
 pub async fn completing_a_deleted_record_is_lease_lost(store: &dyn Store, _clock: &ManualClock) {
     let r = request("{}");
     let lease = start(store, &r).await;
@@ -294,6 +350,8 @@ pub async fn completing_a_deleted_record_is_lease_lost(store: &dyn Store, _clock
     );
 }
 
+/// Another actor, another route, or a route and actor that concatenate alike
+/// never share a record.
 pub async fn actors_and_routes_never_share_a_record(store: &dyn Store, _clock: &ManualClock) {
     let r = request("{}");
     let key = r.scope.key().clone();
@@ -315,8 +373,11 @@ pub async fn actors_and_routes_never_share_a_record(store: &dyn Store, _clock: &
 /// Counts per round of a concurrent begin race.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RaceRound {
+    /// Begins that started.
     pub started: usize,
+    /// Begins answered "in flight".
     pub in_flight: usize,
+    /// Anything else (a bug).
     pub other: usize,
 }
 
@@ -382,8 +443,10 @@ pub async fn concurrent_begins_on_an_expired_key(
     assert_eq!(bad, 0);
 }
 
-/// One `#[tokio::test]` per behaviour, for a backend built by `$make`, an async
-/// expression giving `(Arc<dyn Store>, ManualClock)`.
+/// One `#[tokio::test]` per behaviour of [`testing`](crate::testing), for a backend
+/// built by `$make`, an async expression giving `(Arc<dyn Store>, ManualClock)` (the
+/// store reading that clock). The calling crate needs `tokio` (with `macros` and
+/// `rt-multi-thread`) among its dev-dependencies.
 #[macro_export]
 macro_rules! behaviour_suite {
     ($make:expr) => {
@@ -405,13 +468,13 @@ macro_rules! behaviour_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn fifty_concurrent_begins_on_a_new_key_have_one_winner() {
             let (store, _clock) = $make.await;
-            behaviour::concurrent_begins_on_a_new_key(store, 20, 50).await;
+            $crate::testing::concurrent_begins_on_a_new_key(store, 20, 50).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn fifty_concurrent_begins_on_an_expired_key_have_one_winner() {
             let (store, clock) = $make.await;
-            behaviour::concurrent_begins_on_an_expired_key(store, &clock, 20, 50).await;
+            $crate::testing::concurrent_begins_on_an_expired_key(store, &clock, 20, 50).await;
         }
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -419,7 +482,7 @@ macro_rules! behaviour_suite {
             #[tokio::test]
             async fn $name() {
                 let (store, clock) = $make.await;
-                behaviour::$name(&*store, &clock).await;
+                $crate::testing::$name(&*store, &clock).await;
             }
         )*
     };

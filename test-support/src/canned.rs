@@ -1,9 +1,7 @@
 //! An HTTP client for the SDK that answers chosen DynamoDB operations with canned
 //! responses and sends everything else to DynamoDB Local: the real SDK parses the
 //! answer, so a test drives paths DynamoDB Local cannot produce (a throttled
-//! transaction, the DescribeTable of a global table). Declared with `#[path]` by the
-//! tests that use it (it needs the smithy crates, which the functions' test crates
-//! sharing `support/mod.rs` do not have); they also declare `mod support`.
+//! transaction, the DescribeTable of a global table).
 
 use std::sync::{Arc, Mutex};
 
@@ -49,7 +47,7 @@ impl Canned {
 
     /// A DynamoDB client for DynamoDB Local whose calls pass through these rules first.
     pub async fn client(&self) -> aws_sdk_dynamodb::Client {
-        let sdk = crate::support::sdk_config().await;
+        let sdk = crate::sdk_config().await;
         // The client the SDK builds by default (hyper 1.x, rustls with aws-lc).
         let inner = sdk.http_client().unwrap_or_else(|| {
             aws_smithy_http_client::Builder::new()

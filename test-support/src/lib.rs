@@ -1,0 +1,21 @@
+//! What the workspace's tests and benches share, in one crate rather than files
+//! included with `#[path]`: clients for DynamoDB Local and tables of a test's own
+//! ([`client`], [`fresh_table`]), a call-counting interceptor ([`CallCounter`]), a
+//! store that fails on cue ([`faults`]), canned SDK answers DynamoDB Local cannot
+//! give ([`canned`]), a DynamoDB Local a test can kill ([`process`]) and the sample
+//! events ([`events`]).
+//!
+//! The store behaviour suite is not here: it is the library's `testing` feature, so
+//! a store written outside this repository runs it too.
+
+mod calls;
+pub mod canned;
+mod dynamodb_local;
+pub mod events;
+pub mod faults;
+pub mod process;
+
+pub use calls::CallCounter;
+pub use dynamodb_local::{
+    client, client_for, counting_client, endpoint, fresh_pk_table, fresh_table, sdk_config,
+};
