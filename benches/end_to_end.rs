@@ -34,9 +34,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use lambda_http::{Body, Request, Response, service_fn};
-use lambda_idempotency::http::{
-    IDEMPOTENT_REPLAYED, IdempotencyLayer, StoredResponse, fingerprint_of, route_of,
-};
+use lambda_idempotency::__internals::{StoredResponse, fingerprint_of};
+use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer, route_of};
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::ops::{FORMAT_VERSION, create_table, expiry_bucket};
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};

@@ -20,8 +20,9 @@ use std::time::SystemTime;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use lambda_http::{Body, Request, Response, service_fn};
+use lambda_idempotency::__internals::StoredResponse;
 use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
-use lambda_idempotency::http::{IdempotencyLayer, StoredResponse};
+use lambda_idempotency::http::IdempotencyLayer;
 use lambda_idempotency::store::MemoryStore;
 use support::{json_of, request};
 use tower::{Layer, Service, ServiceExt};

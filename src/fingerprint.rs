@@ -28,7 +28,8 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::canonical_json::{CanonicalJsonError, canonicalize, canonicalize_v1};
+pub use crate::canonical_json::CanonicalJsonError;
+use crate::canonical_json::{canonicalize, canonicalize_v1};
 
 /// Version prefix of fingerprints produced by [`Fingerprint::v1`] and
 /// [`Fingerprint::of_json_value`].
@@ -135,7 +136,7 @@ impl Fingerprint {
     ///
     /// The method is uppercased (ASCII); query pairs are ordered by name, the
     /// values of one name keeping their order; a JSON body is canonicalised
-    /// (RFC 8785 with exact numbers, see [`crate::canonical_json`]) unless
+    /// (RFC 8785 JCS, except that numbers keep their exact decimal value) unless
     /// `body_kind` is [`BodyKind::Raw`] or the body is not valid JSON.
     ///
     /// # Examples
@@ -176,8 +177,9 @@ impl Fingerprint {
     /// # Examples
     ///
     /// ```
-    /// use lambda_idempotency::canonical_json::CanonicalJsonError;
-    /// use lambda_idempotency::fingerprint::{BodyKind, Fingerprint, FingerprintInput};
+    /// use lambda_idempotency::fingerprint::{
+    ///     BodyKind, CanonicalJsonError, Fingerprint, FingerprintInput,
+    /// };
     ///
     /// let input = |body: &'static [u8], body_kind| FingerprintInput {
     ///     method: "POST",

@@ -79,7 +79,7 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod atomic;
-pub mod canonical_json;
+mod canonical_json;
 pub mod clock;
 pub mod config;
 mod current;
@@ -114,6 +114,24 @@ pub use outcome::Outcome;
 /// documentation (arguments, examples, the expansion) follows.
 #[cfg(feature = "macros")]
 pub use lambda_idempotency_macros::idempotent;
+
+/// Internals this repository's tests and benches reach (the stored-response format,
+/// the canonicaliser, the response-size rule); public only with the `testing`
+/// feature, and not a public API: no semver guarantee.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::canonical_json::canonicalize;
+    #[cfg(feature = "http")]
+    pub use crate::http::request::fingerprint_of;
+    #[cfg(feature = "http")]
+    pub use crate::http::stored::{DecodeError, StoredBody, StoredResponse};
+
+    /// Fitting a response into a DynamoDB item.
+    pub mod fit {
+        pub use crate::store::fit::*;
+    }
+}
 
 /// Support for `#[idempotent]`'s expansion; not a public API.
 #[doc(hidden)]

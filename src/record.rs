@@ -99,7 +99,7 @@ pub struct Record {
     /// The stored response, once completed.
     pub response: Option<Vec<u8>>,
     /// Set when the request completed but its response was too large to keep (even
-    /// compressed): the response's size in bytes. See [`crate::store::fit`].
+    /// compressed, about 384 KB in DynamoDB): the response's size in bytes.
     pub response_omitted: Option<u64>,
     /// When the record was (re)created, epoch milliseconds.
     pub created_at_ms: i64,

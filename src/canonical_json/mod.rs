@@ -106,22 +106,9 @@ pub enum CanonicalJsonError {
 /// deeply, contains an object with duplicate member names, or a number whose
 /// exponent is beyond ±999,999,999.
 ///
-/// # Examples
-///
-/// ```
-/// use lambda_idempotency::canonical_json::canonicalize;
-///
-/// let a = canonicalize(br#"{ "b": [1.50, true], "a": "x" }"#).unwrap();
-/// let b = canonicalize(br#"{"a":"x","b":[1.5,true]}"#).unwrap();
-/// assert_eq!(a, b);
-/// assert_eq!(a, br#"{"a":"x","b":[1.5,true]}"#);
-///
-/// // Equal values are equal whatever their spelling; different values never are.
-/// assert_eq!(canonicalize(b"[1.0, 10e-1, 100E-2]").unwrap(), b"[1,1,1]");
-/// assert_ne!(canonicalize(b"0.1").unwrap(), canonicalize(b"0.10000000000000001").unwrap());
-///
-/// assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
-/// ```
+/// `{ "b": [1.50, true], "a": "x" }` becomes `{"a":"x","b":[1.5,true]}`;
+/// `[1.0, 10e-1, 100E-2]` becomes `[1,1,1]`; `0.1` and `0.10000000000000001` stay
+/// different (see `examples_from_the_docs` below).
 pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
     canonicalize_with(input, Numbers::Exact)
 }
@@ -812,6 +799,21 @@ fn ecmascript_digits(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn examples_from_the_docs() {
+        let a = canonicalize(br#"{ "b": [1.50, true], "a": "x" }"#).unwrap();
+        let b = canonicalize(br#"{"a":"x","b":[1.5,true]}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, br#"{"a":"x","b":[1.5,true]}"#);
+        // Equal values are equal whatever their spelling; different values never are.
+        assert_eq!(canonicalize(b"[1.0, 10e-1, 100E-2]").unwrap(), b"[1,1,1]");
+        assert_ne!(
+            canonicalize(b"0.1").unwrap(),
+            canonicalize(b"0.10000000000000001").unwrap()
+        );
+        assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
+    }
 
     fn canon(input: &str) -> String {
         match canonicalize(input.as_bytes()) {

@@ -54,25 +54,24 @@ mod actor;
 mod answer;
 mod layer;
 mod problem;
-mod request;
+pub(crate) mod request;
 mod route;
 mod service;
 mod settings;
-mod stored;
+pub(crate) mod stored;
 
 pub use crate::engine::MissingKey;
 pub use actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
 pub use answer::{IDEMPOTENCY_KEY_EXPIRES, IDEMPOTENT_REPLAYED};
 pub use layer::{IdempotencyLayer, IdempotencyLayerBuilder};
 pub use problem::{PROBLEM_JSON, ProblemKind};
-pub use request::{IDEMPOTENCY_KEY, fingerprint_of, route_of};
+pub use request::{IDEMPOTENCY_KEY, route_of};
 pub use route::{MatchRoute, UNMATCHED_ROUTE};
 pub use service::Idempotency;
 pub use settings::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, Profile, Protect,
     ResponsePolicy,
 };
-pub use stored::{DecodeError, StoredBody, StoredResponse};
 
 /// Wraps a plain `async fn` handler in one line:
 /// `lambda_http::run(idempotent(layer, handler)).await`.

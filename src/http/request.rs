@@ -60,7 +60,10 @@ pub(crate) fn key_header(headers: &HeaderMap) -> KeyHeader<'_> {
 /// A body that declares a JSON content type but is not JSON is hashed byte for
 /// byte here; the layer itself refuses such a request (`400`
 /// [`ProblemKind::InvalidJsonBody`](super::ProblemKind::InvalidJsonBody)) before
-/// it reaches the store, so no record ever holds that fallback.
+/// it reaches the store, so no record ever holds that fallback. For this
+/// repository's tests and benches (feature `testing`); the layer uses
+/// `checked_fingerprint_of`.
+#[cfg(any(test, feature = "testing"))]
 pub fn fingerprint_of(request: &Request) -> Fingerprint {
     let query = query_of(request);
     let path = normalize_path(request.uri().path());
@@ -84,7 +87,7 @@ pub(crate) enum BodyRefusal {
     NotJson(CanonicalJsonError),
 }
 
-/// The fingerprint the layer stores: like [`fingerprint_of`], but refusing a body
+/// The fingerprint the layer stores: `Fingerprint::v2` of the request, refusing a body
 /// over `max_body_bytes` and a body declared JSON that is not JSON.
 pub(crate) fn checked_fingerprint_of(
     request: &Request,

@@ -29,7 +29,7 @@ use crate::scope::Scope;
 mod cache;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-pub mod fit;
+pub(crate) mod fit;
 mod memory;
 
 pub use cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES};

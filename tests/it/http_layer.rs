@@ -19,11 +19,12 @@ use futures::FutureExt;
 use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Context, Request, RequestExt, Response, service_fn};
+use lambda_idempotency::__internals::{StoredBody, StoredResponse, fingerprint_of};
 use lambda_idempotency::clock::ManualClock;
 use lambda_idempotency::config::{ConfigError, IdempotencyConfig, MAX_EXPIRY, MIN_EXPIRY};
 use lambda_idempotency::http::{
     DefaultActor, IdempotencyLayer, IdempotencyLayerBuilder, MissingKey, PROBLEM_JSON, Profile,
-    Protect, StoredBody, StoredResponse, UnidentifiedCaller, fingerprint_of, idempotent, route_of,
+    Protect, UnidentifiedCaller, idempotent, route_of,
 };
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::record::{LeaseToken, Record, Status};

@@ -504,7 +504,7 @@ fn no_log_line_holds_the_raw_actor_or_the_partition_key() {
                         store
                             .begin(&BeginRequest {
                                 scope,
-                                fingerprint: lambda_idempotency::http::fingerprint_of(&req),
+                                fingerprint: lambda_idempotency::__internals::fingerprint_of(&req),
                                 lease: Duration::from_secs(60),
                                 expiry: Duration::from_secs(3600),
                             })
@@ -546,7 +546,7 @@ fn no_log_line_holds_the_raw_actor_or_the_partition_key() {
         memory.insert_raw(Record {
             partition_key: scope.partition_key().to_owned(),
             status: Status::Completed,
-            fingerprint: lambda_idempotency::http::fingerprint_of(&request),
+            fingerprint: lambda_idempotency::__internals::fingerprint_of(&request),
             lease_token: LeaseToken::generate(),
             lease_expires_at_ms: 0,
             expires_at: lambda_idempotency::clock::Clock::now_secs(&clock) + 3600,

@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
-use lambda_idempotency::canonical_json::canonicalize;
+use lambda_idempotency::__internals::fit::{self, Fitted, MAX_PLAIN_RESPONSE};
+use lambda_idempotency::__internals::{StoredBody, StoredResponse, canonicalize};
 use lambda_idempotency::clock::{Clock, ManualClock, SystemClock};
 use lambda_idempotency::fingerprint::Fingerprint;
-use lambda_idempotency::http::{DEFAULT_REPLAY_HEADERS, StoredBody, StoredResponse};
+use lambda_idempotency::http::DEFAULT_REPLAY_HEADERS;
 use lambda_idempotency::key::{IdempotencyKey, KeyError, KeyKind, MAX_KEY_LEN};
 use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::Scope;
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
-use lambda_idempotency::store::fit::{self, Fitted, MAX_PLAIN_RESPONSE};
 use lambda_idempotency::store::{BeginOutcome, BeginRequest, MemoryStore, Store, WriteOutcome};
 use proptest::prelude::*;
 use proptest::test_runner::Config;

@@ -81,11 +81,17 @@ impl Harness {
         service(api, &self.layer)
     }
 
-    /// Loads an event with a Lambda context whose deadline is 29 s away.
+    /// Loads an event with a Lambda context whose deadline is 29 s away (API
+    /// Gateway's limit).
     fn event(&self, name: &str) -> Request {
+        self.event_with_timeout(name, 29_000)
+    }
+
+    /// Loads an event with a Lambda context whose deadline is `timeout_ms` away.
+    fn event_with_timeout(&self, name: &str, timeout_ms: i64) -> Request {
         let mut request = event(name).unwrap();
         let mut context = lambda_http::Context::default();
-        context.deadline = (self.clock.now_millis() + 29_000) as u64;
+        context.deadline = (self.clock.now_millis() + timeout_ms) as u64;
         request.extensions_mut().insert(context);
         request
     }
@@ -559,8 +565,10 @@ async fn a_commit_failure_leaves_neither_order_nor_reservation_nor_a_completed_r
             "8a0e4f4c-0b39-4d0b-a1a4-3f1f0c1e2d3c",
         ),
     ] {
+        // Lambda's default 3 s timeout: the layer retries the failing commit until
+        // 1 s before the deadline (not for its full 10 s), then answers 503.
         let response = service(api.clone(), &layer)
-            .oneshot(h.event(&format!("{op}.new")))
+            .oneshot(h.event_with_timeout(&format!("{op}.new"), 3_000))
             .await
             .unwrap();
         assert_eq!(
@@ -675,8 +683,10 @@ async fn a_failed_commit_or_a_crash_never_refunds_or_authorises_twice() {
         let api =
             OrdersApi::new(Arc::clone(&h.repo), h.gateway.clone()).with_clock(h.clock.clone());
         for op in ["refund", "payment-attempt"] {
+            // With Lambda's default 3 s timeout, the failing commit is retried for
+            // 2 s (until 1 s before the deadline).
             let response = service(api.clone(), &layer)
-                .oneshot(h.event(&format!("{op}.new")))
+                .oneshot(h.event_with_timeout(&format!("{op}.new"), 3_000))
                 .await
                 .unwrap();
             assert_eq!(
@@ -694,7 +704,8 @@ async fn a_failed_commit_or_a_crash_never_refunds_or_authorises_twice() {
         assert_eq!(h.gateway.authorizations(), 1, "crash {crash}");
 
         if crash {
-            // The dead invocation's lease (its 29 s deadline plus the margin) lapses.
+            // The dead invocation's lease (its 3 s deadline plus the 3 s margin)
+            // lapses.
             h.clock.advance(Duration::from_secs(33));
         }
         for op in ["refund", "payment-attempt"] {

@@ -185,7 +185,7 @@ impl DynamoDbStore {
     }
 
     /// The update expression that stores a response (compressed, or omitted when too
-    /// large; see [`crate::store::fit`]), with the names and values it uses besides
+    /// large; see `store::fit`), with the names and values it uses besides
     /// `#st`, `#upd`, `:status` and `:now_ms`.
     pub(super) fn response_parts(&self, bytes: &[u8]) -> ResponseParts {
         let n = &self.names;
