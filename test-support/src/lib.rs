@@ -2,8 +2,8 @@
 //! included with `#[path]`: clients for DynamoDB Local and tables of a test's own
 //! ([`client`], [`fresh_table`]), a call-counting interceptor ([`CallCounter`]), a
 //! store that fails on cue ([`faults`]), canned SDK answers DynamoDB Local cannot
-//! give ([`canned`]), a DynamoDB Local a test can kill ([`process`]) and the sample
-//! events ([`events`]).
+//! give ([`canned`]), a DynamoDB Local a test can kill ([`process`]), the sample
+//! events ([`events`]) and log capture that other tests cannot blind ([`logs`]).
 //!
 //! The store behaviour suite is not here: it is the library's `testing` feature, so
 //! a store written outside this repository runs it too.
@@ -13,6 +13,7 @@ pub mod canned;
 mod dynamodb_local;
 pub mod events;
 pub mod faults;
+pub mod logs;
 pub mod process;
 
 pub use calls::CallCounter;

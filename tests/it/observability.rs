@@ -128,6 +128,7 @@ fn request(key: &str, body: &str) -> Request {
 /// Runs `f` on a current-thread runtime with the recorder and a JSON log subscriber
 /// installed for this thread; returns (EMF documents, log lines).
 fn capture<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> (Vec<Value>, Vec<Value>) {
+    crate::support::logs::ensure_capturable();
     let emf = Buf::default();
     let logs = Buf::default();
     let recorder = EmfRecorder::builder()
