@@ -44,7 +44,8 @@ lint:
 	scripts/check-pipelines.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p lambda-idempotency --no-default-features -- -D warnings
+	cargo clippy -q -p lambda-idempotency -- -D warnings
+	cargo clippy -q -p lambda-idempotency --no-default-features -- -D warnings
 	for feature in $(FEATURES); do \
 	  echo "== --no-default-features --features $$feature"; \
 	  cargo clippy -q -p lambda-idempotency --no-default-features --features $$feature -- -D warnings || exit 1; \
@@ -81,7 +82,9 @@ $(CI_VENV_STAMP):
 build:
 	@$(REQUIRE) cargo
 	$(require_cargo_lambda)
-	cargo lambda build --release --arm64 --workspace
+	# The default members (library, functions, idem), not --workspace: test-support
+	# turns on the library's `testing` feature, which must not reach a release binary.
+	cargo lambda build --release --arm64
 
 ## deploy: sam build, then `sam deploy --guided` (needs cargo-lambda and AWS credentials; never run in CI)
 deploy: build $(CI_VENV_STAMP)

@@ -103,6 +103,7 @@ pub mod record;
 pub mod scope;
 pub mod store;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use current::CurrentRequest;

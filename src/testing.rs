@@ -446,7 +446,9 @@ pub async fn concurrent_begins_on_an_expired_key(
 /// One `#[tokio::test]` per behaviour of [`testing`](crate::testing), for a backend
 /// built by `$make`, an async expression giving `(Arc<dyn Store>, ManualClock)` (the
 /// store reading that clock). The calling crate needs `tokio` (with `macros` and
-/// `rt-multi-thread`) among its dev-dependencies.
+/// `rt-multi-thread`) among its dev-dependencies. The tests are named after the
+/// checks, so invoke it once per module (one module per store), and do not import
+/// the checks by name beside it.
 #[macro_export]
 macro_rules! behaviour_suite {
     ($make:expr) => {

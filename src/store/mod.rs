@@ -88,7 +88,8 @@ pub enum WriteOutcome {
     /// The record was updated (and the handler's writes committed with it).
     Written,
     /// The record was completed, but its response was too large to keep even
-    /// compressed (see [`fit`]); a replay answers that it cannot be replayed.
+    /// compressed (about 384 KB in DynamoDB); a replay answers that it cannot be
+    /// replayed.
     WrittenWithoutResponse {
         /// The response's size in bytes.
         size: usize,

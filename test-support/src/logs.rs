@@ -1,13 +1,20 @@
 //! Capturing log lines in a test that shares its process with other tests.
 //!
 //! `tracing` caches, per call site and for the whole process, whether anyone wants
-//! its events, and computes that once, with the subscriber of the thread that reaches
-//! the call site first. A sibling test that runs the layer with no subscriber can so
-//! mark a call site "never", and a test capturing logs on its own thread then misses
-//! the line (`observability::an_in_flight_duplicate_sets_the_gauge` failed that way
-//! in a clean-clone CI run). [`ensure_capturable`] installs, once, a global subscriber
-//! that records nothing but answers "sometimes" for every call site, and rebuilds the
-//! cache: every event is then checked against the emitting thread's own subscriber.
+//! its events. While at most one dispatcher is registered, a call site reached for
+//! the first time gets that answer from the subscriber of the thread reaching it; a
+//! new dispatcher recomputes the call sites known so far, not the ones registered
+//! after it. So while a test captures lines with a scoped subscriber (`with_default`),
+//! a sibling test that runs the layer on a thread with no subscriber can mark a new
+//! call site "never", and the capturing test misses that line
+//! (`observability::an_in_flight_duplicate_sets_the_gauge` failed this way in a
+//! clean-clone CI run; `tests/log_capture.rs` replays it deterministically).
+//!
+//! [`ensure_capturable`] installs, once, a global subscriber that records nothing but
+//! answers "sometimes" for every call site: a thread with no scoped subscriber asks
+//! it, and every event is then checked against the emitting thread's own subscriber.
+//! It takes the process's global subscriber slot: a test binary that calls it must
+//! not also install a global subscriber (`.init()`, `set_global_default`).
 
 use std::sync::Once;
 
@@ -21,9 +28,9 @@ use tracing::{Event, Metadata, Subscriber};
 pub fn ensure_capturable() {
     static ANCHOR: Once = Once::new();
     ANCHOR.call_once(|| {
-        // Fails only if a global subscriber exists already; it then decides.
-        let _ = tracing::subscriber::set_global_default(Anchor);
-        tracing::callsite::rebuild_interest_cache();
+        // Registering it recomputes the call sites known so far.
+        tracing::subscriber::set_global_default(Anchor)
+            .expect("no other global subscriber in a test binary that captures logs");
     });
 }
 

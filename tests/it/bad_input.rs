@@ -2,7 +2,7 @@
 //!
 //! One table of named cases ([`corpus`]) runs twice: over the in-memory store and
 //! over DynamoDB Local through `DynamoDbStore` (needs `AWS_ENDPOINT_URL_DYNAMODB`:
-//! `scripts/with-dynamodb-local.sh cargo test --test bad_input`). Every case must be
+//! `scripts/with-dynamodb-local.sh cargo test --test it bad_input::`). Every case must be
 //! answered with a 4xx `application/problem+json` carrying the crate's problem
 //! fields, without a panic, without running the handler, and without storing
 //! anything (and, on DynamoDB, without a single call to the table).

@@ -34,6 +34,8 @@ const DAVE: &str = "arn:aws:iam::123456789012:user/dave";
 const COGNITO_X: &str = "eu-west-1:11111111-2222-3333-4444-555555555555";
 const COGNITO_Y: &str = "eu-west-1:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const BODY: &str = r#"{"amountCents":100,"currency":"EUR"}"#;
+/// The host of every request, whichever API it comes through.
+const HOST: &str = "api.example.com";
 
 // ---------------------------------------------------------------------------------
 // Who is asking, and through which API
@@ -78,7 +80,10 @@ impl Shape {
         event["routeKey"] = json!(route_key);
         event["rawPath"] = json!(path);
         event["pathParameters"] = Value::Null;
+        // One host for every shape: callers differ only in who they are.
+        event["headers"]["host"] = json!(HOST);
         let ctx = &mut event["requestContext"];
+        ctx["domainName"] = json!(HOST);
         ctx["routeKey"] = json!(route_key);
         ctx["http"]["method"] = json!(method);
         ctx["http"]["path"] = json!(path);
@@ -127,7 +132,10 @@ impl Shape {
         event["path"] = json!(path);
         event["httpMethod"] = json!(method);
         event["pathParameters"] = Value::Null;
+        event["headers"]["Host"] = json!(HOST);
+        event["multiValueHeaders"]["Host"] = json!([HOST]);
         let ctx = &mut event["requestContext"];
+        ctx["domainName"] = json!(HOST);
         ctx["httpMethod"] = json!(method);
         ctx["path"] = json!(format!("/prod{path}"));
         ctx["resourcePath"] = json!(resource);

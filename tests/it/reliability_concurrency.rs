@@ -8,7 +8,7 @@
 //! runs a small version; `make stress` runs 1000 requests per trial over many trials:
 //!
 //!     IDEM_STRESS_REQUESTS=1000 IDEM_STRESS_TRIALS=20 \
-//!       scripts/with-dynamodb-local.sh cargo test --release --test reliability_concurrency
+//!       scripts/with-dynamodb-local.sh cargo test --release --test it reliability_concurrency::
 
 use crate::support;
 

@@ -706,7 +706,7 @@ async fn a_failed_commit_or_a_crash_never_refunds_or_authorises_twice() {
         if crash {
             // The dead invocation's lease (its 3 s deadline plus the 3 s margin)
             // lapses.
-            h.clock.advance(Duration::from_secs(33));
+            h.clock.advance(Duration::from_secs(7));
         }
         for op in ["refund", "payment-attempt"] {
             let response = h.call(&format!("{op}.duplicate")).await;
