@@ -36,7 +36,7 @@ test: lint
 	$(WITH_DYNAMODB) scripts/cargo-test-all.sh
 
 # Each cargo feature of the library alone (and none) must build, lint-clean.
-FEATURES := http event dynamodb emf zstd macros ops testing
+FEATURES := http event batch dynamodb emf zstd macros ops testing
 
 ## lint: rustfmt check, clippy with warnings as errors (also for each feature alone), the crates package and build as published, and no shell pipeline that SIGPIPE can fail
 lint:

@@ -9,9 +9,10 @@
 //!
 //! | variable | meaning | default | range |
 //! |---|---|---|---|
-//! | `IDEMPOTENCY_EXPIRY` | how long a key is remembered | `24h` | `5m` to `72h` |
+//! | `IDEMPOTENCY_EXPIRY` | how long a key is remembered | `24h` | `5m` to `72h`, or the layer's [bounds](IdempotencyConfigBuilder::expiry_bounds) |
 //! | `IDEMPOTENCY_MAX_LEASE` | how long a request holds a key when the invocation's deadline is unknown | `15m` | `1s` to `1h` |
 //! | `IDEMPOTENCY_LEASE_MARGIN` | added to a known deadline, for clock skew between instances | `3s` | `0s` to `60s` |
+//! | `IDEMPOTENCY_DISABLED` | the layers pass every request straight to the handler (tests, local runs); refused on Lambda unless `IDEMPOTENCY_DISABLED_ON_LAMBDA=true` ([`disabled_by_env`]) | `false` | `true`/`false` |
 //!
 //! Durations are a whole number followed by `s`, `m`, `h` or `d` (`90m`, `3600s`,
 //! `1d`), or a bare number of seconds (`86400`).
@@ -26,6 +27,11 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MIN_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Longest expiry accepted: 72 hours.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(72 * 60 * 60);
+/// The shortest lower expiry bound a layer may choose: 1 minute.
+pub const EXPIRY_FLOOR: Duration = Duration::from_secs(60);
+/// The longest upper expiry bound a layer may choose: 366 days (an event archive
+/// replayed up to a year later).
+pub const EXPIRY_CEILING: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 /// Default maximum lease: 15 minutes, the longest a Lambda invocation can run.
 pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
 /// Shortest maximum lease accepted: 1 second.
@@ -43,6 +49,10 @@ pub const ENV_EXPIRY: &str = "IDEMPOTENCY_EXPIRY";
 pub const ENV_MAX_LEASE: &str = "IDEMPOTENCY_MAX_LEASE";
 /// Environment variable for the lease margin.
 pub const ENV_LEASE_MARGIN: &str = "IDEMPOTENCY_LEASE_MARGIN";
+/// Environment variable that switches idempotency off (see [`disabled_by_env`]).
+pub const ENV_DISABLED: &str = "IDEMPOTENCY_DISABLED";
+/// Environment variable that allows [`ENV_DISABLED`] on Lambda itself.
+pub const ENV_DISABLED_ON_LAMBDA: &str = "IDEMPOTENCY_DISABLED_ON_LAMBDA";
 
 /// Validated idempotency settings.
 ///
@@ -63,6 +73,7 @@ pub const ENV_LEASE_MARGIN: &str = "IDEMPOTENCY_LEASE_MARGIN";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyConfig {
     expiry: Duration,
+    expiry_bounds: (Duration, Duration),
     max_lease: Duration,
     lease_margin: Duration,
 }
@@ -72,6 +83,7 @@ pub struct IdempotencyConfig {
 #[must_use]
 pub struct IdempotencyConfigBuilder {
     expiry: Duration,
+    expiry_bounds: (Duration, Duration),
     max_lease: Duration,
     lease_margin: Duration,
 }
@@ -80,16 +92,38 @@ pub struct IdempotencyConfigBuilder {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The expiry is outside [`MIN_EXPIRY`]..=[`MAX_EXPIRY`].
+    /// The expiry is outside the layer's bounds ([`MIN_EXPIRY`]..=[`MAX_EXPIRY`]
+    /// unless [`expiry_bounds`](IdempotencyConfigBuilder::expiry_bounds) set others).
     #[error("expiry of {value:?} is out of range: it must be between {min:?} and {max:?}")]
     ExpiryOutOfRange {
         /// The value given.
         value: Duration,
-        /// [`MIN_EXPIRY`].
+        /// The lower bound.
         min: Duration,
-        /// [`MAX_EXPIRY`].
+        /// The upper bound.
         max: Duration,
     },
+    /// Expiry bounds that are reversed, or outside
+    /// [`EXPIRY_FLOOR`]..=[`EXPIRY_CEILING`].
+    #[error(
+        "expiry bounds {min:?}..={max:?} are invalid: they must be in order, within {floor:?}..={ceiling:?}"
+    )]
+    ExpiryBoundsOutOfRange {
+        /// The lower bound given.
+        min: Duration,
+        /// The upper bound given.
+        max: Duration,
+        /// [`EXPIRY_FLOOR`].
+        floor: Duration,
+        /// [`EXPIRY_CEILING`].
+        ceiling: Duration,
+    },
+    /// `IDEMPOTENCY_DISABLED` is set in a function running on Lambda, without
+    /// `IDEMPOTENCY_DISABLED_ON_LAMBDA=true` (see [`disabled_by_env`]).
+    #[error(
+        "{ENV_DISABLED} is set, and this process runs on AWS Lambda: refusing to start without idempotency (set {ENV_DISABLED_ON_LAMBDA}=true if that is really meant)"
+    )]
+    DisabledOnLambda,
     /// The maximum lease is outside [`MIN_LEASE`]..=[`MAX_LEASE`].
     #[error("maximum lease of {value:?} is out of range: it must be between {min:?} and {max:?}")]
     LeaseOutOfRange {
@@ -117,11 +151,14 @@ pub enum ConfigError {
     /// An event layer was built without a way to find the key.
     #[error("no idempotency key source: set a JSON pointer or a key function")]
     MissingKeySource,
-    /// A JSON pointer does not start with `/`.
-    #[error("{pointer:?} is not a JSON pointer (RFC 6901): it must be empty or start with '/'")]
+    /// A JSON pointer or [selector](crate::event::Selector) is malformed: a pointer
+    /// that does not start with `/`, an unknown step, a bad `~` escape.
+    #[error("{pointer:?} is not a valid selector: {reason}")]
     InvalidJsonPointer {
-        /// The pointer given.
+        /// The pointer or selector given.
         pointer: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A route template is not a path template (see
     /// [`IdempotencyLayerBuilder::route_templates`](crate::http::IdempotencyLayerBuilder::route_templates)).
@@ -148,6 +185,7 @@ impl Default for IdempotencyConfig {
     fn default() -> Self {
         Self {
             expiry: DEFAULT_EXPIRY,
+            expiry_bounds: (MIN_EXPIRY, MAX_EXPIRY),
             max_lease: DEFAULT_MAX_LEASE,
             lease_margin: DEFAULT_LEASE_MARGIN,
         }
@@ -159,6 +197,7 @@ impl IdempotencyConfig {
     pub fn builder() -> IdempotencyConfigBuilder {
         IdempotencyConfigBuilder {
             expiry: DEFAULT_EXPIRY,
+            expiry_bounds: (MIN_EXPIRY, MAX_EXPIRY),
             max_lease: DEFAULT_MAX_LEASE,
             lease_margin: DEFAULT_LEASE_MARGIN,
         }
@@ -172,6 +211,18 @@ impl IdempotencyConfig {
     /// How long a key is remembered after its first request.
     pub fn expiry(&self) -> Duration {
         self.expiry
+    }
+
+    /// The expiries this configuration accepts (for itself, and for a route's own
+    /// expiry on the HTTP layer): [`MIN_EXPIRY`]..=[`MAX_EXPIRY`] unless set with
+    /// [`expiry_bounds`](IdempotencyConfigBuilder::expiry_bounds).
+    pub fn expiry_bounds(&self) -> (Duration, Duration) {
+        self.expiry_bounds
+    }
+
+    /// `Ok` when `expiry` is within [`expiry_bounds`](Self::expiry_bounds).
+    pub fn check_expiry(&self, expiry: Duration) -> Result<(), ConfigError> {
+        check_expiry(expiry, self.expiry_bounds)
     }
 
     /// How long a request holds a key when its invocation's deadline is unknown.
@@ -218,9 +269,40 @@ impl IdempotencyConfig {
 }
 
 impl IdempotencyConfigBuilder {
-    /// How long a key is remembered ([`MIN_EXPIRY`]..=[`MAX_EXPIRY`]).
+    /// How long a key is remembered (within the [expiry
+    /// bounds](Self::expiry_bounds), by default [`MIN_EXPIRY`]..=[`MAX_EXPIRY`]).
     pub fn expiry(mut self, expiry: Duration) -> Self {
         self.expiry = expiry;
+        self
+    }
+
+    /// The expiries this configuration accepts, inclusive (default: the HTTP
+    /// bounds, [`MIN_EXPIRY`]..=[`MAX_EXPIRY`], 5 minutes to 72 hours). An event
+    /// source may need longer: SQS keeps a message up to 14 days, and an EventBridge
+    /// archive replays events much later, each a duplicate only a record that old
+    /// recognises. The bounds themselves must lie within
+    /// [`EXPIRY_FLOOR`]..=[`EXPIRY_CEILING`] (1 minute to 366 days); the expiry
+    /// (from code or `IDEMPOTENCY_EXPIRY`) is then checked against them.
+    ///
+    /// ```
+    /// use lambda_idempotency::config::{ConfigError, IdempotencyConfig, MIN_EXPIRY};
+    /// use std::time::Duration;
+    ///
+    /// const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    /// // An SQS consumer: remember a message for as long as SQS may redeliver it.
+    /// let sqs = IdempotencyConfig::builder()
+    ///     .expiry_bounds(MIN_EXPIRY, 15 * DAY)
+    ///     .expiry(14 * DAY)
+    ///     .build()?;
+    /// assert_eq!(sqs.expiry(), 14 * DAY);
+    ///
+    /// // Without wider bounds, 14 days is refused, never clamped.
+    /// let refused = IdempotencyConfig::builder().expiry(14 * DAY).build();
+    /// assert!(matches!(refused, Err(ConfigError::ExpiryOutOfRange { .. })));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn expiry_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.expiry_bounds = (min, max);
         self
     }
 
@@ -264,13 +346,16 @@ impl IdempotencyConfigBuilder {
 
     /// Checks every bound.
     pub fn build(self) -> Result<IdempotencyConfig, ConfigError> {
-        if !(MIN_EXPIRY..=MAX_EXPIRY).contains(&self.expiry) {
-            return Err(ConfigError::ExpiryOutOfRange {
-                value: self.expiry,
-                min: MIN_EXPIRY,
-                max: MAX_EXPIRY,
+        let (min, max) = self.expiry_bounds;
+        if min > max || min < EXPIRY_FLOOR || max > EXPIRY_CEILING {
+            return Err(ConfigError::ExpiryBoundsOutOfRange {
+                min,
+                max,
+                floor: EXPIRY_FLOOR,
+                ceiling: EXPIRY_CEILING,
             });
         }
+        check_expiry(self.expiry, self.expiry_bounds)?;
         // The lease may outlast the expiry: the record then lives as long as its lease.
         if !(MIN_LEASE..=MAX_LEASE).contains(&self.max_lease) {
             return Err(ConfigError::LeaseOutOfRange {
@@ -287,10 +372,71 @@ impl IdempotencyConfigBuilder {
         }
         Ok(IdempotencyConfig {
             expiry: self.expiry,
+            expiry_bounds: self.expiry_bounds,
             max_lease: self.max_lease,
             lease_margin: self.lease_margin,
         })
     }
+}
+
+fn check_expiry(expiry: Duration, (min, max): (Duration, Duration)) -> Result<(), ConfigError> {
+    if (min..=max).contains(&expiry) {
+        Ok(())
+    } else {
+        Err(ConfigError::ExpiryOutOfRange {
+            value: expiry,
+            min,
+            max,
+        })
+    }
+}
+
+/// Whether the environment switches idempotency off: [`ENV_DISABLED`]
+/// (`IDEMPOTENCY_DISABLED`) set to `true`, `1` or `yes`, for tests and local runs
+/// that want the handler without the layer. `lookup` answers like `std::env::var`
+/// (the layers pass the process environment).
+///
+/// It is never on by accident: any other value than those and `false`, `0`, `no`
+/// or empty is an error, and on AWS Lambda itself (`AWS_LAMBDA_FUNCTION_NAME` set,
+/// and not under `sam local`, which sets `AWS_SAM_LOCAL=true`) it is refused with
+/// [`ConfigError::DisabledOnLambda`] unless [`ENV_DISABLED_ON_LAMBDA`] is `true` too.
+/// `cargo lambda watch` also sets `AWS_LAMBDA_FUNCTION_NAME`: there, set both.
+///
+/// ```
+/// use lambda_idempotency::config::{ConfigError, disabled_by_env};
+///
+/// let env = |vars: &'static [(&'static str, &'static str)]| {
+///     move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+/// };
+/// assert_eq!(disabled_by_env(env(&[])), Ok(false));
+/// assert_eq!(disabled_by_env(env(&[("IDEMPOTENCY_DISABLED", "true")])), Ok(true));
+/// let on_lambda = env(&[("IDEMPOTENCY_DISABLED", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "orders")]);
+/// assert_eq!(disabled_by_env(on_lambda), Err(ConfigError::DisabledOnLambda));
+/// ```
+pub fn disabled_by_env(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    let flag = |name: &'static str| -> Result<bool, ConfigError> {
+        let Some(value) = lookup(name) else {
+            return Ok(false);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            _ => Err(ConfigError::InvalidEnv {
+                name,
+                value,
+                reason: "expected true or false".to_owned(),
+            }),
+        }
+    };
+    if !flag(ENV_DISABLED)? {
+        return Ok(false);
+    }
+    let on_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|n| !n.is_empty())
+        && lookup("AWS_SAM_LOCAL").as_deref() != Some("true");
+    if on_lambda && !flag(ENV_DISABLED_ON_LAMBDA)? {
+        return Err(ConfigError::DisabledOnLambda);
+    }
+    Ok(true)
 }
 
 /// Parses `90m`, `3600s`, `24h`, `1d` or a bare number of seconds.
@@ -339,6 +485,140 @@ mod tests {
         assert_eq!(c, IdempotencyConfig::default());
         assert_eq!(c.expiry(), Duration::from_secs(24 * HOUR));
         assert_eq!(c.max_lease(), Duration::from_secs(15 * MIN));
+    }
+
+    #[test]
+    fn a_layer_chooses_its_expiry_bounds_within_the_floor_and_ceiling() {
+        const DAY: u64 = 24 * HOUR;
+        let days = |n: u64| Duration::from_secs(n * DAY);
+        let config = IdempotencyConfig::builder()
+            .expiry_bounds(MIN_EXPIRY, days(15))
+            .expiry(days(14))
+            .build()
+            .unwrap();
+        assert_eq!(config.expiry(), days(14));
+        assert_eq!(config.expiry_bounds(), (MIN_EXPIRY, days(15)));
+        assert_eq!(
+            config.check_expiry(days(16)),
+            Err(ConfigError::ExpiryOutOfRange {
+                value: days(16),
+                min: MIN_EXPIRY,
+                max: days(15)
+            })
+        );
+        // The environment's expiry is checked against the chosen bounds too.
+        let from_env = |v: &'static str| {
+            IdempotencyConfig::builder()
+                .expiry_bounds(MIN_EXPIRY, days(15))
+                .with_env_from(move |n| (n == ENV_EXPIRY).then(|| v.to_owned()))
+                .unwrap()
+                .build()
+        };
+        assert_eq!(from_env("14d").unwrap().expiry(), days(14));
+        assert!(matches!(
+            from_env("16d"),
+            Err(ConfigError::ExpiryOutOfRange { .. })
+        ));
+        // Narrower bounds refuse what the defaults allow.
+        assert!(matches!(
+            IdempotencyConfig::builder()
+                .expiry_bounds(Duration::from_secs(HOUR), Duration::from_secs(2 * HOUR))
+                .build(),
+            Err(ConfigError::ExpiryOutOfRange { .. })
+        ));
+        for (min, max) in [
+            (days(2), days(1)),
+            (EXPIRY_FLOOR - Duration::from_millis(1), days(1)),
+            (MIN_EXPIRY, EXPIRY_CEILING + Duration::from_secs(1)),
+        ] {
+            assert_eq!(
+                IdempotencyConfig::builder()
+                    .expiry_bounds(min, max)
+                    .build()
+                    .unwrap_err(),
+                ConfigError::ExpiryBoundsOutOfRange {
+                    min,
+                    max,
+                    floor: EXPIRY_FLOOR,
+                    ceiling: EXPIRY_CEILING
+                }
+            );
+        }
+        assert!(
+            IdempotencyConfig::builder()
+                .expiry_bounds(EXPIRY_FLOOR, EXPIRY_CEILING)
+                .expiry(EXPIRY_CEILING)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn disabling_is_explicit_and_refused_on_lambda_unless_allowed() {
+        let env = |vars: Vec<(&'static str, &'static str)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(disabled_by_env(env(vec![])), Ok(false));
+        for on in ["true", "TRUE", "1", "yes", " true "] {
+            assert_eq!(
+                disabled_by_env(env(vec![(ENV_DISABLED, on)])),
+                Ok(true),
+                "{on}"
+            );
+        }
+        for off in ["false", "0", "no", ""] {
+            assert_eq!(
+                disabled_by_env(env(vec![(ENV_DISABLED, off)])),
+                Ok(false),
+                "{off}"
+            );
+        }
+        assert!(matches!(
+            disabled_by_env(env(vec![(ENV_DISABLED, "on please")])),
+            Err(ConfigError::InvalidEnv {
+                name: ENV_DISABLED,
+                ..
+            })
+        ));
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "orders");
+        assert_eq!(
+            disabled_by_env(env(vec![(ENV_DISABLED, "true"), lambda])),
+            Err(ConfigError::DisabledOnLambda)
+        );
+        assert_eq!(
+            disabled_by_env(env(vec![
+                (ENV_DISABLED, "true"),
+                lambda,
+                (ENV_DISABLED_ON_LAMBDA, "no")
+            ])),
+            Err(ConfigError::DisabledOnLambda)
+        );
+        assert_eq!(
+            disabled_by_env(env(vec![
+                (ENV_DISABLED, "true"),
+                lambda,
+                (ENV_DISABLED_ON_LAMBDA, "true")
+            ])),
+            Ok(true)
+        );
+        assert_eq!(
+            disabled_by_env(env(vec![
+                (ENV_DISABLED, "true"),
+                lambda,
+                ("AWS_SAM_LOCAL", "true")
+            ])),
+            Ok(true),
+            "sam local is not Lambda"
+        );
+        // Off is off, on Lambda or not.
+        assert_eq!(
+            disabled_by_env(env(vec![(ENV_DISABLED, "false"), lambda])),
+            Ok(false)
+        );
     }
 
     #[test]

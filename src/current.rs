@@ -49,6 +49,9 @@ pub struct CurrentRequest {
     partition_key: String,
     key: String,
     fingerprint: String,
+    /// The invocation's deadline, epoch ms; `0` when unknown. What an idempotent
+    /// function called by the handler inherits.
+    deadline_ms: i64,
 }
 
 impl std::fmt::Debug for CurrentRequest {
@@ -112,7 +115,21 @@ impl CurrentRequest {
             partition_key: partition_key.to_owned(),
             key: key.to_owned(),
             fingerprint: fingerprint.to_owned(),
+            deadline_ms: 0,
         }
+    }
+
+    /// With the invocation's deadline (epoch ms, `0` when unknown).
+    #[cfg_attr(not(any(feature = "http", feature = "event")), allow(dead_code))]
+    pub(crate) fn with_deadline(mut self, deadline_ms: i64) -> Self {
+        self.deadline_ms = deadline_ms;
+        self
+    }
+
+    /// The invocation's deadline (epoch ms, `0` when unknown).
+    #[cfg_attr(not(feature = "event"), allow(dead_code))]
+    pub(crate) fn deadline_ms(&self) -> i64 {
+        self.deadline_ms
     }
 
     /// Runs `f` with this as the current request.

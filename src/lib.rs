@@ -55,6 +55,10 @@
 //!   actors (whose records a request may see) and problem+json answers.
 //! - [`event`]: the layer for `lambda_runtime` handlers (SQS, EventBridge, direct
 //!   invocations), keyed by JSON pointers into the payload.
+//! - [`batch`]: SQS (standard and FIFO), Kinesis and DynamoDB Streams batches, each
+//!   record idempotent, failures reported as a partial batch response.
+//! - [`function`]: any async function (one step inside a handler) made idempotent on
+//!   a key drawn from its input, its output stored and replayed.
 //! - [`idempotent`]: the same as one attribute on the handler.
 //! - [`atomic`]: commit a handler's own DynamoDB writes in one transaction with the
 //!   record's completion, so "the effect happened but its result was not stored"
@@ -79,6 +83,8 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod atomic;
+#[cfg(feature = "batch")]
+pub mod batch;
 mod canonical_json;
 pub mod clock;
 pub mod config;
@@ -91,6 +97,8 @@ mod error;
 #[cfg(feature = "event")]
 pub mod event;
 pub mod fingerprint;
+#[cfg(feature = "event")]
+pub mod function;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod key;
@@ -142,6 +150,7 @@ pub mod __private {
     pub use lambda_http;
     #[cfg(any(feature = "http", feature = "event"))]
     pub use lambda_runtime;
+    pub use serde_json;
     pub use tokio::sync::OnceCell;
     pub use tower::{Layer, ServiceExt};
 
@@ -176,6 +185,7 @@ pub mod __private {
     doctest,
     feature = "http",
     feature = "event",
+    feature = "batch",
     feature = "dynamodb",
     feature = "macros",
     feature = "testing"

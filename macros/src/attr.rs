@@ -155,17 +155,33 @@ fn parse_pointers(input: ParseStream<'_>, name: &Ident) -> Result<Vec<LitStr>> {
     Ok(pointers)
 }
 
+/// A JSON pointer, or a selector with `|json` / `|base64` steps (the library's
+/// `event::Selector`; its `~` escapes are checked when the layer is built).
 fn check_pointer(pointer: &LitStr) -> Result<()> {
     let text = pointer.value();
-    if text.is_empty() || text.starts_with('/') {
-        return Ok(());
+    let mut parts = text.split('|');
+    let first = parts.next().unwrap_or_default();
+    if !(first.is_empty() || first.starts_with('/')) {
+        return Err(Error::new(
+            pointer.span(),
+            format!(
+                "{text:?} is not a JSON pointer (RFC 6901): it must be empty or start with '/', e.g. \"/{text}\""
+            ),
+        ));
     }
-    Err(Error::new(
-        pointer.span(),
-        format!(
-            "{text:?} is not a JSON pointer (RFC 6901): it must be empty or start with '/', e.g. \"/{text}\""
-        ),
-    ))
+    for part in parts {
+        let (step, rest) = part.split_at(part.find('/').unwrap_or(part.len()));
+        if step != "json" && step != "base64" {
+            return Err(Error::new(
+                pointer.span(),
+                format!(
+                    "{text:?}: unknown step {step:?} after '|': the steps are `json` and `base64`, e.g. \"/body|json/orderId\""
+                ),
+            ));
+        }
+        debug_assert!(rest.is_empty() || rest.starts_with('/'));
+    }
+    Ok(())
 }
 
 fn parse_expiry(input: ParseStream<'_>) -> Result<Expiry> {
@@ -339,6 +355,14 @@ mod tests {
         assert!(message(quote::quote!(name = "")).contains("must not be empty"));
         assert!(message(quote::quote!(expiry = 3600)).contains("duration string"));
         assert!(message(quote::quote!(expiry = "ten minutes")).contains("invalid expiry"));
+        assert!(message(quote::quote!(key = "/body|yaml/a")).contains("unknown step \"yaml\""));
+        assert!(
+            parse(quote::quote!(
+                key = "/body|json/a",
+                payload = ["|base64|json"]
+            ))
+            .is_ok()
+        );
         // The empty pointer (the whole payload) is a valid pointer.
         assert!(parse(quote::quote!(key = "")).is_ok());
     }

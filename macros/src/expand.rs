@@ -11,8 +11,9 @@ use syn::{
 use crate::attr::{Args, StoreArg};
 
 /// The signatures the attribute accepts, for error messages.
-const EXPECTED: &str = "expected `async fn handler(event: LambdaEvent<T>) -> Result<O, E>` \
-                        or `async fn handler(request: Request) -> Result<R, E>`";
+const EXPECTED: &str = "expected `async fn handler(event: LambdaEvent<T>) -> Result<O, E>`, \
+                        `async fn handler(request: Request) -> Result<R, E>` \
+                        or `async fn step(arg: A, ...) -> Result<O, E>`";
 
 /// Which layer the handler gets, from its argument's type.
 enum Kind {
@@ -20,6 +21,9 @@ enum Kind {
     Event,
     /// `lambda_http::Request`: `IdempotencyLayer`.
     Http,
+    /// Anything else: a plain async function, `IdempotentFunction` over its
+    /// arguments.
+    Function,
 }
 
 /// What the expansion needs from the signature.
@@ -29,12 +33,17 @@ struct Handler<'a> {
     arg_ty: &'a Type,
     ok_ty: &'a Type,
     err_ty: &'a Type,
+    /// A plain function's arguments, by name.
+    args: Vec<(&'a Ident, &'a Type)>,
 }
 
 /// Expands `#[idempotent(args)] item`, or returns every error found.
 pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
     let handler = check_signature(&item)?;
     check_args(&args, &handler)?;
+    if let Kind::Function = handler.kind {
+        return Ok(expand_function(&args, &item, &handler));
+    }
 
     let attrs = &item.attrs;
     let vis = &item.vis;
@@ -64,15 +73,7 @@ pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
 
     let (outer_ret, setup, layer_ty, map_setup, service_fn) = match handler.kind {
         Kind::Event => {
-            let keys = args.key.iter().flat_map(|k| &k.value);
-            let payload = args.payload.as_ref().map(|p| {
-                let pointers = &p.value;
-                quote_spanned!(p.name.span()=> .payload_pointers([#(#pointers),*]))
-            });
-            let name = match &args.name {
-                Some(n) => n.value.clone(),
-                None => LitStr::new(&ident.to_string(), ident.span()),
-            };
+            let (keys, payload, name) = payload_settings(&args, ident);
             (
                 quote_spanned!(err_ty.span()=>
                     ::core::result::Result<#ok_ty, ::lambda_idempotency::event::IdempotencyError<#err_ty>>
@@ -90,6 +91,7 @@ pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
                 quote!(#p::lambda_runtime::service_fn),
             )
         }
+        Kind::Function => unreachable!("expanded by expand_function"),
         Kind::Http => (
             quote_spanned!(err_ty.span()=>
                 ::core::result::Result<#p::lambda_http::Response<#p::lambda_http::Body>, #err_ty>
@@ -128,6 +130,89 @@ pub(crate) fn expand(args: Args, item: ItemFn) -> Result<TokenStream, Error> {
             #p::ServiceExt::oneshot(__idempotent_service, #arg).await
         }
     })
+}
+
+/// `#[idempotent]` on a plain async function: its arguments, as a JSON object by
+/// name, are the input of an `IdempotentFunction` named after it (or `name`).
+fn expand_function(args: &Args, item: &ItemFn, handler: &Handler<'_>) -> TokenStream {
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let ident = &item.sig.ident;
+    let fn_token = &item.sig.fn_token;
+    let span = item.sig.span();
+    let (ok_ty, err_ty) = (handler.ok_ty, handler.err_ty);
+    let names: Vec<&Ident> = handler.args.iter().map(|(name, _)| *name).collect();
+    let types = handler.args.iter().map(|(_, ty)| *ty);
+    let keys: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+
+    let mut inner = item.clone();
+    inner.attrs.clear();
+    inner.vis = syn::Visibility::Inherited;
+    inner.sig.ident = format_ident!("__idempotent_inner", span = ident.span());
+
+    let store = store_expr(args);
+    let config = config_expr(args);
+    let p = quote!(::lambda_idempotency::__private);
+    let (pointers, payload, name) = payload_settings(args, ident);
+    let error = quote!(::lambda_idempotency::event::IdempotencyError);
+    quote_spanned! {span=>
+        #(#attrs)*
+        #vis async #fn_token #ident(#(#names: #types),*)
+            -> ::core::result::Result<#ok_ty, #error<#err_ty>>
+        {
+            #inner
+
+            async #fn_token __idempotent_setup() -> ::core::result::Result<
+                ::lambda_idempotency::function::IdempotentFunction,
+                ::lambda_idempotency::Error,
+            > {
+                ::core::result::Result::Ok(
+                    ::lambda_idempotency::function::IdempotentFunction::builder(#name, #store)
+                        .key_pointers([#(#pointers),*])
+                        #payload
+                        .config(#config)
+                        .build()?,
+                )
+            }
+
+            static __IDEMPOTENT_FUNCTION: #p::OnceCell<::lambda_idempotency::function::IdempotentFunction> =
+                #p::OnceCell::const_new();
+            let __idempotent_function = __IDEMPOTENT_FUNCTION
+                .get_or_try_init(__idempotent_setup)
+                .await
+                .map_err(#error::Setup)?;
+            let mut __idempotent_input = #p::serde_json::Map::new();
+            #(
+                __idempotent_input.insert(
+                    ::std::string::String::from(#keys),
+                    #p::serde_json::to_value(&#names)
+                        .map_err(|e| #error::InvalidPayload(e.to_string()))?,
+                );
+            )*
+            let __idempotent_input = #p::serde_json::Value::Object(__idempotent_input);
+            __idempotent_function
+                .call(&__idempotent_input, || __idempotent_inner(#(#names),*))
+                .await
+        }
+    }
+}
+
+/// The key selectors, the `.payload_pointers(..)` call (if any) and the scope name,
+/// for an event handler or a plain function.
+fn payload_settings<'a>(
+    args: &'a Args,
+    ident: &Ident,
+) -> (Vec<&'a LitStr>, Option<TokenStream>, LitStr) {
+    let keys = args.key.iter().flat_map(|k| &k.value).collect();
+    let payload = args.payload.as_ref().map(|p| {
+        let pointers = &p.value;
+        quote_spanned!(p.name.span()=> .payload_pointers([#(#pointers),*]))
+    });
+    let name = match &args.name {
+        Some(n) => n.value.clone(),
+        None => LitStr::new(&ident.to_string(), ident.span()),
+    };
+    (keys, payload, name)
 }
 
 /// The store, built once in the setup function. The DynamoDB store from the
@@ -226,22 +311,46 @@ fn check_signature(item: &ItemFn) -> Result<Handler<'_>, Error> {
             receiver.span(),
             format!("`#[idempotent]` goes on a free function, not a method; {EXPECTED}"),
         )),
-        Some(FnArg::Typed(arg)) => match kind_of(&arg.ty) {
-            Some(kind) => arg_ty = Some((kind, &*arg.pat, &*arg.ty)),
-            None => errors.push(Error::new(
-                arg.ty.span(),
-                "the argument must be a `LambdaEvent<T>` (for an event handler) or a \
-                 `lambda_http::Request` (for an HTTP handler)",
-            )),
-        },
+        Some(FnArg::Typed(arg)) => {
+            let kind = kind_of(&arg.ty).unwrap_or(Kind::Function);
+            arg_ty = Some((kind, &*arg.pat, &*arg.ty));
+        }
     }
-    // A method's `self` is reported above; its other arguments are not the problem.
-    if !matches!(first, Some(FnArg::Receiver(_))) {
-        for extra in inputs {
-            errors.push(Error::new(
-                extra.span(),
-                format!("the handler takes exactly one argument; {EXPECTED}"),
-            ));
+    let mut named = Vec::new();
+    match arg_ty {
+        // A plain function's arguments are its input, each by name.
+        Some((Kind::Function, _, _)) => {
+            for arg in &sig.inputs {
+                match arg {
+                    FnArg::Typed(typed) => match &*typed.pat {
+                        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                            named.push((&p.ident, &*typed.ty));
+                        }
+                        other => errors.push(Error::new(
+                            other.span(),
+                            "the arguments of an idempotent function need plain names: they \
+                             are its input, as a JSON object by name",
+                        )),
+                    },
+                    FnArg::Receiver(receiver) => errors.push(Error::new(
+                        receiver.span(),
+                        format!(
+                            "`#[idempotent]` goes on a free function, not a method; {EXPECTED}"
+                        ),
+                    )),
+                }
+            }
+        }
+        // A method's `self` is reported above; its other arguments are not the problem.
+        _ if matches!(first, Some(FnArg::Receiver(_))) => {}
+        _ => {
+            for extra in inputs {
+                errors.push(Error::new(
+                    extra.span(),
+                    "a Lambda handler takes exactly one argument, its `LambdaEvent<T>` or \
+                     `Request`",
+                ));
+            }
         }
     }
 
@@ -268,6 +377,7 @@ fn check_signature(item: &ItemFn) -> Result<Handler<'_>, Error> {
             arg_ty,
             ok_ty,
             err_ty,
+            args: named,
         }),
         // Every `None` above pushed an error.
         _ => Err(Error::new(sig.span(), EXPECTED)),
@@ -278,6 +388,16 @@ fn check_signature(item: &ItemFn) -> Result<Handler<'_>, Error> {
 fn check_args(args: &Args, handler: &Handler<'_>) -> Result<(), Error> {
     let mut errors = Errors::default();
     match handler.kind {
+        Kind::Function => {
+            if args.key.is_none() {
+                errors.push(Error::new(
+                    Span::call_site(),
+                    "idempotent functions need `key`: the JSON pointer(s) of the idempotency key \
+                     in the arguments, an object by argument name, e.g. \
+                     `#[idempotent(key = \"/order/id\")]` for an argument `order`",
+                ));
+            }
+        }
         Kind::Event => {
             if args.key.is_none() {
                 errors.push(Error::new(

@@ -11,8 +11,9 @@ use proc_macro::TokenStream;
 use quote::ToTokens;
 use syn::ItemFn;
 
-/// Makes an `async fn` Lambda handler idempotent: a retried or duplicated event or
-/// request runs the handler once, and the retry gets the stored result.
+/// Makes an `async fn` idempotent: a Lambda handler (a retried or duplicated event or
+/// request runs the handler once, and the retry gets the stored result), or any
+/// plain async function (one step inside a handler), keyed by its arguments.
 ///
 /// The attribute goes on the handler, never on `main`; `main` runs the handler as
 /// usual (`lambda_runtime::run(service_fn(handler))` or
@@ -29,10 +30,17 @@ use syn::ItemFn;
 /// |---|---|---|
 /// | `async fn f(event: LambdaEvent<T>) -> Result<O, E>` | [`EventIdempotencyLayer`] | `async fn f(event: LambdaEvent<T>) -> Result<O, IdempotencyError<E>>` |
 /// | `async fn f(request: Request) -> Result<R, E>` (`lambda_http`) | [`IdempotencyLayer`] | `async fn f(request: Request) -> Result<Response<Body>, E>` |
+/// | `async fn f(a: A, b: B, ...) -> Result<O, E>` (any other arguments) | [`IdempotentFunction`] | `async fn f(a: A, b: B, ...) -> Result<O, IdempotencyError<E>>` |
 ///
-/// The argument's type is recognised by its last path segment (`LambdaEvent`,
-/// `Request`). Methods, generic functions, other arguments, several arguments and a
-/// return type other than `Result<_, _>` are compile errors.
+/// The first argument's type is recognised by its last path segment
+/// (`LambdaEvent`, `Request`); a handler takes exactly that one argument. Any other
+/// first argument makes a plain function: its arguments (each `Serialize`, each
+/// with a plain name) are its input, as a JSON object by argument name
+/// (`{"order": {...}, "warehouse": "north"}`), and its output (`Serialize +
+/// DeserializeOwned`) is stored and replayed. Its records are scoped by its name,
+/// so the same key in the handler around it is another record; called from an
+/// idempotent handler it inherits the invocation's deadline. Methods, generic
+/// functions and a return type other than `Result<_, _>` are compile errors.
 ///
 /// Nothing panics at run time. If the layer cannot be set up (the store or a
 /// setting from the environment), the invocation fails without running the
@@ -47,13 +55,13 @@ use syn::ItemFn;
 ///
 /// | argument | handlers | meaning | default |
 /// |---|---|---|---|
-/// | `key = "/orderId"`, `key = ["/a", "/b"]` | event (required) | JSON pointers (RFC 6901) into the payload whose values form the key ([`key_pointers`]); each empty or starting with `/` | — |
-/// | `payload = ["/amount", ...]` | event | the parts of the payload that tell a retry from a different event ([`payload_pointers`]) | the whole payload |
+/// | `key = "/orderId"`, `key = ["/a", "/b"]` | event, function (required) | JSON pointers (RFC 6901) into the payload (or the arguments' object) whose values form the key ([`key_pointers`]); each empty or starting with `/`, optionally with `\|json` / `\|base64` steps into a string ([`Selector`]), e.g. `/body\|json/orderId` | — |
+/// | `payload = ["/amount", ...]` | event, function | the parts of the payload that tell a retry from a different event ([`payload_pointers`]) | the whole payload |
 /// | `expiry = "24h"` | both | how long a key is remembered: a whole number with `s`, `m`, `h` or `d`, or bare seconds, between `5m` and `72h`, checked at compile time; it wins over `IDEMPOTENCY_EXPIRY` | `IDEMPOTENCY_EXPIRY`, else 24 h |
 /// | `store = "env"` | both | [`DynamoDbStore::from_env`]: the table named by `IDEMPOTENCY_TABLE`, checked once per process | yes |
 /// | `store = "memory"` | both | a [`MemoryStore`] made once per process for this handler: for tests and demos, never shared between Lambda instances | |
 /// | `store = path::to::make_store` | both | your `async fn() -> Result<impl Store, lambda_idempotency::Error>`, called once per process | |
-/// | `name = "payments"` | event | the scope records are kept under ([`name`]); two handlers sharing a table and a key space need different names | the function's name |
+/// | `name = "payments"` | event, function | the scope records are kept under ([`name`]); two handlers or functions sharing a table and a key space need different names | the function's name |
 ///
 /// HTTP handlers take their key from the `Idempotency-Key` header and compare
 /// requests by method, path, query and body, so `key`, `payload` and `name` are
@@ -98,6 +106,31 @@ use syn::ItemFn;
 /// async fn main() -> Result<(), Error> {
 ///     lambda_http::run(service_fn(create_order)).await
 /// }
+/// ```
+///
+/// A plain async function, one step inside a handler, keyed by a field of its
+/// argument:
+///
+/// ```
+/// use lambda_idempotency::idempotent;
+/// use serde::Serialize;
+///
+/// #[derive(Serialize)]
+/// struct Order { id: String, quantity: u32 }
+///
+/// #[idempotent(key = "/order/id", store = "memory")]
+/// async fn reserve_stock(order: &Order) -> Result<String, std::io::Error> {
+///     // Runs once per order id; a repeat gets this result back.
+///     Ok(format!("reserved {} of {}", order.quantity, order.id))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let order = Order { id: "o-1".into(), quantity: 2 };
+/// let first = reserve_stock(&order).await?;
+/// assert_eq!(reserve_stock(&order).await?, first);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// Handlers are plain functions, so tests call them directly. With the in-memory
@@ -184,6 +217,8 @@ use syn::ItemFn;
 ///
 /// [`EventIdempotencyLayer`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/struct.EventIdempotencyLayer.html
 /// [`IdempotencyLayer`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/http/struct.IdempotencyLayer.html
+/// [`IdempotentFunction`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/function/struct.IdempotentFunction.html
+/// [`Selector`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/struct.Selector.html
 /// [`IdempotencyError::Setup`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/enum.IdempotencyError.html#variant.Setup
 /// [`key_pointers`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/struct.EventIdempotencyLayerBuilder.html#method.key_pointers
 /// [`payload_pointers`]: https://docs.rs/lambda-idempotency/latest/lambda_idempotency/event/struct.EventIdempotencyLayerBuilder.html#method.payload_pointers

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::IdempotencyConfig;
+use crate::config::{ConfigError, ENV_DISABLED, IdempotencyConfig, disabled_by_env};
 use crate::fingerprint::Fingerprint;
 use crate::record::{Lease, Record, Status};
 use crate::store::{BeginOutcome, BeginRequest, Store};
@@ -57,7 +57,12 @@ pub(crate) struct Core {
     pub(crate) service: String,
     pub(crate) wait_in_flight: Option<Duration>,
     pub(crate) missing_key: MissingKey,
+    /// `IDEMPOTENCY_DISABLED`: every request goes straight to the handler.
+    pub(crate) disabled: bool,
 }
+
+/// Answers like `std::env::var`.
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The part of both layer builders that builds a [`Core`].
 pub(crate) struct CoreBuilder {
@@ -67,6 +72,7 @@ pub(crate) struct CoreBuilder {
     pub(crate) service: Option<String>,
     pub(crate) wait_in_flight: Option<Duration>,
     pub(crate) missing_key: MissingKey,
+    pub(crate) env: EnvLookup,
 }
 
 impl CoreBuilder {
@@ -78,18 +84,29 @@ impl CoreBuilder {
             service: None,
             wait_in_flight: None,
             missing_key: MissingKey::Reject,
+            env: Arc::new(|name| std::env::var(name).ok()),
         }
     }
 
-    pub(crate) fn build(self) -> Core {
-        Core {
+    /// The core, switched off when the environment says so (and it may).
+    pub(crate) fn build(self) -> Result<Core, ConfigError> {
+        let disabled = disabled_by_env(&*self.env)?;
+        let service = self.service.unwrap_or_else(crate::metrics::service_name);
+        if disabled {
+            tracing::warn!(
+                service = %service,
+                "IDEMPOTENCY IS DISABLED ({ENV_DISABLED}): every request runs its handler, and duplicates are NOT suppressed; never do this in production"
+            );
+        }
+        Ok(Core {
             store: self.store,
             config: self.config,
             clock: self.clock,
-            service: self.service.unwrap_or_else(crate::metrics::service_name),
+            service,
             wait_in_flight: self.wait_in_flight,
             missing_key: self.missing_key,
-        }
+            disabled,
+        })
     }
 }
 
@@ -131,6 +148,19 @@ macro_rules! core_builder_methods {
         /// [`MissingKey::Reject`](crate::http::MissingKey::Reject)).
         pub fn missing_key(mut self, missing_key: crate::engine::MissingKey) -> Self {
             self.core.missing_key = missing_key;
+            self
+        }
+
+        /// Where `build` reads `IDEMPOTENCY_DISABLED` (see
+        /// [`disabled_by_env`](crate::config::disabled_by_env)): a function that
+        /// answers like `std::env::var` (default: the process environment). For tests
+        /// that run the layer switched off without touching the process's
+        /// environment.
+        pub fn env_lookup(
+            mut self,
+            lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        ) -> Self {
+            self.core.env = std::sync::Arc::new(lookup);
             self
         }
     };
@@ -274,7 +304,8 @@ impl Core {
             &lease.partition_key,
             attempt.begin.scope.key().as_str(),
             attempt.begin.fingerprint.as_str(),
-        );
+        )
+        .with_deadline(attempt.deadline_ms);
         let call = AssertUnwindSafe(current.scope(atomic.run(handler)));
         let output = match call.catch_unwind().await {
             Ok(Ok(output)) => output,

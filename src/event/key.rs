@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::selector::{Evaluated, SelectError, Selector};
 use crate::canonical_json::canonicalize_v1;
 use crate::fingerprint::Fingerprint;
 use crate::key::IdempotencyKey;
@@ -16,9 +17,10 @@ pub type PayloadFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 /// Derives a key from an event payload (as JSON).
 #[derive(Clone)]
 pub enum KeySource {
-    /// JSON pointers (RFC 6901) into the payload, e.g. `/orderId` or
-    /// `/detail/paymentId`; every one must resolve to a non-null value.
-    Pointers(Vec<String>),
+    /// [Selectors](Selector) into the payload: JSON pointers such as `/orderId` or
+    /// `/detail/paymentId`, or with decoding steps such as `/body|json/orderId`;
+    /// every one must select a non-null value.
+    Pointers(Vec<Selector>),
     /// A function of the payload; `None` or an empty string means "no key".
     Custom(PayloadFn),
 }
@@ -45,19 +47,18 @@ impl KeySource {
     /// values stay in the payload; the record keeps the key actually used.
     pub(crate) fn key_for(&self, payload: &Value) -> Result<IdempotencyKey, NoKey> {
         match self {
-            Self::Pointers(pointers) => {
-                let mut values = Vec::with_capacity(pointers.len());
-                for pointer in pointers {
-                    match payload.pointer(pointer) {
-                        None | Some(Value::Null) => {
-                            return Err(NoKey(format!(
-                                "{pointer} is missing or null in the payload"
-                            )));
+            Self::Pointers(selectors) => {
+                let mut values = Vec::with_capacity(selectors.len());
+                for selector in selectors {
+                    match selector.select(payload) {
+                        Err(e @ SelectError::Missing { .. }) => {
+                            return Err(NoKey(format!("{e} in the payload")));
                         }
-                        Some(Value::String(s)) if s.is_empty() => {
-                            return Err(NoKey(format!("{pointer} is an empty string")));
+                        Err(e) => return Err(NoKey(e.to_string())),
+                        Ok(v) if v.as_str() == Some("") => {
+                            return Err(NoKey(format!("{selector} is an empty string")));
                         }
-                        Some(v) => values.push(v.clone()),
+                        Ok(v) => values.push(v.into_owned()),
                     }
                 }
                 match values.as_slice() {
@@ -102,19 +103,24 @@ fn hashed(value: &Value) -> IdempotencyKey {
 }
 
 /// The fingerprint of an event: the whole payload, or only the parts named by
-/// `pointers` (so fields that legitimately differ between deliveries, such as a
+/// `selectors` (so fields that legitimately differ between deliveries, such as a
 /// message id or a timestamp, do not make a retry look like a different request).
-pub(crate) fn fingerprint_for(payload: &Value, pointers: Option<&[String]>) -> Fingerprint {
-    match pointers {
+///
+/// A part that is missing counts as `null`. A part a step cannot decode (a body that
+/// is not JSON) counts as the raw value, under a name no selector can have, so two
+/// different undecodable bodies never look like the same request.
+pub(crate) fn fingerprint_for(payload: &Value, selectors: Option<&[Selector]>) -> Fingerprint {
+    match selectors {
         None => Fingerprint::of_json_value(payload),
-        Some(pointers) => {
-            let subset: serde_json::Map<String, Value> = pointers
+        Some(selectors) => {
+            let subset: serde_json::Map<String, Value> = selectors
                 .iter()
-                .map(|p| {
-                    (
-                        p.clone(),
-                        payload.pointer(p).cloned().unwrap_or(Value::Null),
-                    )
+                .map(|selector| match selector.evaluate(payload) {
+                    Evaluated::Found(value) => (selector.to_string(), value.into_owned()),
+                    Evaluated::Missing(_) => (selector.to_string(), Value::Null),
+                    Evaluated::Undecodable { raw, .. } => {
+                        (format!("{selector}|undecodable"), raw.into_owned())
+                    }
                 })
                 .collect();
             Fingerprint::of_json_value(&Value::Object(subset))
@@ -128,7 +134,11 @@ mod tests {
     use serde_json::json;
 
     fn pointers(p: &[&str]) -> KeySource {
-        KeySource::Pointers(p.iter().map(|s| (*s).to_owned()).collect())
+        KeySource::Pointers(p.iter().map(|s| Selector::parse(s).unwrap()).collect())
+    }
+
+    fn selectors(p: &[&str]) -> Vec<Selector> {
+        p.iter().map(|s| Selector::parse(s).unwrap()).collect()
     }
 
     #[test]
@@ -193,7 +203,7 @@ mod tests {
         let a = json!({"messageId": "m-1", "payment": {"id": "p", "amount": 5}});
         let b = json!({"messageId": "m-2", "payment": {"amount": 5, "id": "p"}});
         let c = json!({"messageId": "m-1", "payment": {"id": "p", "amount": 6}});
-        let subset = ["/payment".to_owned()];
+        let subset = selectors(&["/payment"]);
         assert_eq!(
             fingerprint_for(&a, Some(&subset)),
             fingerprint_for(&b, Some(&subset))
@@ -203,5 +213,45 @@ mod tests {
             fingerprint_for(&c, Some(&subset))
         );
         assert_ne!(fingerprint_for(&a, None), fingerprint_for(&b, None));
+    }
+
+    #[test]
+    fn keys_and_fingerprints_reach_into_json_strings() {
+        let message = |id: &str, body: &str| json!({"messageId": id, "body": body});
+        let a = message("m-1", r#"{"orderId": "o-1", "amount": 5}"#);
+        let b = message("m-2", r#"{ "amount": 5,  "orderId": "o-1" }"#);
+        let c = message("m-1", r#"{"orderId": "o-1", "amount": 6}"#);
+        let key = pointers(&["/body|json/orderId"]);
+        assert_eq!(key.key_for(&a).unwrap().as_str(), "o-1");
+        assert_eq!(key.key_for(&b).unwrap().as_str(), "o-1");
+        let body = selectors(&["/body|json"]);
+        assert_eq!(
+            fingerprint_for(&a, Some(&body)),
+            fingerprint_for(&b, Some(&body)),
+            "the same document, spelled differently"
+        );
+        assert_ne!(
+            fingerprint_for(&a, Some(&body)),
+            fingerprint_for(&c, Some(&body))
+        );
+
+        let poison = message("m-3", "not json");
+        let err = key.key_for(&poison).unwrap_err();
+        assert_eq!(err.0, "/body is not a string of JSON");
+        let other_poison = message("m-3", "also not json");
+        assert_ne!(
+            fingerprint_for(&poison, Some(&body)),
+            fingerprint_for(&other_poison, Some(&body)),
+            "undecodable bodies are compared as they are"
+        );
+        assert_eq!(
+            fingerprint_for(&poison, Some(&body)),
+            fingerprint_for(&message("m-4", "not json"), Some(&body))
+        );
+        let lookalike = message("m-3", r#"{"/body|json|undecodable": "not json"}"#);
+        assert_ne!(
+            fingerprint_for(&poison, Some(&body)),
+            fingerprint_for(&lookalike, Some(&body))
+        );
     }
 }

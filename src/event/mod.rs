@@ -49,11 +49,13 @@
 mod error;
 mod key;
 mod layer;
-mod service;
-mod settings;
+mod selector;
+pub(crate) mod service;
+pub(crate) mod settings;
 
 pub use crate::engine::MissingKey;
 pub use error::IdempotencyError;
 pub use key::{KeySource, PayloadFn};
 pub use layer::{EventIdempotencyLayer, EventIdempotencyLayerBuilder};
+pub use selector::{SelectError, Selector};
 pub use service::EventIdempotency;

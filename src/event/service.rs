@@ -1,6 +1,7 @@
 //! The service: one event through the engine, as an event adapter.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -83,8 +84,7 @@ where
     }
 }
 
-/// Draws the key, actor and fingerprint from the payload, then runs the event inside
-/// a span that names its key, scope and actor hash (never the raw actor).
+/// The event as JSON, then through [`run_idempotent`].
 async fn handle<S, T, O>(
     settings: &EventSettings,
     mut inner: S,
@@ -95,16 +95,44 @@ where
     T: Serialize,
     O: Serialize + DeserializeOwned,
 {
+    if settings.core.disabled {
+        return inner.call(event).await.map_err(IdempotencyError::Handler);
+    }
     let started = Instant::now();
     let payload = serde_json::to_value(&event.payload)
         .map_err(|e| IdempotencyError::InvalidPayload(e.to_string()))?;
+    let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+    run_idempotent(settings, payload, deadline, started, move || {
+        inner.call(event)
+    })
+    .await
+}
+
+/// One payload through the engine: draws the key, actor and fingerprint from
+/// `payload` (as JSON), then begins the scoped request inside a span that names its
+/// key, scope and actor hash (never the raw actor), and calls `work` at most once.
+/// What the event layer, idempotent functions and batches share. `deadline_ms` is
+/// the invocation's deadline (epoch ms, `0` when unknown).
+pub(crate) async fn run_idempotent<O, E, F, Fut>(
+    settings: &EventSettings,
+    payload: serde_json::Value,
+    deadline_ms: i64,
+    started: Instant,
+    work: F,
+) -> Result<O, IdempotencyError<E>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<O, E>>,
+    O: Serialize + DeserializeOwned,
+{
+    if settings.core.disabled {
+        return work().await.map_err(IdempotencyError::Handler);
+    }
     let key = match settings.key.key_for(&payload) {
         Ok(key) => key,
         Err(no_key) => {
             return match settings.core.missing_key {
-                MissingKey::PassThrough => {
-                    inner.call(event).await.map_err(IdempotencyError::Handler)
-                }
+                MissingKey::PassThrough => work().await.map_err(IdempotencyError::Handler),
                 MissingKey::Reject => {
                     tracing::warn!(route = %settings.name, outcome = Outcome::Rejected.as_str(), detail = %no_key.0, "event has no idempotency key");
                     Err(IdempotencyError::MissingKey { detail: no_key.0 })
@@ -127,35 +155,34 @@ where
         actor_hash = %ActorHash(&actor),
     );
     let scope = Scope::new(settings.name.clone(), actor, key);
-    run(settings, inner, event, scope, fingerprint, started)
+    run(settings, work, deadline_ms, scope, fingerprint, started)
         .instrument(span)
         .await
 }
 
 /// Begins the scoped event, answers the engine's decision, or runs the handler and
 /// answers with its output.
-async fn run<S, T, O>(
+async fn run<O, E, Fut>(
     settings: &EventSettings,
-    mut inner: S,
-    event: LambdaEvent<T>,
+    work: impl FnOnce() -> Fut,
+    deadline: i64,
     scope: Scope,
     fingerprint: Fingerprint,
     started: Instant,
-) -> Result<O, IdempotencyError<S::Error>>
+) -> Result<O, IdempotencyError<E>>
 where
-    S: Service<LambdaEvent<T>, Response = O>,
+    Fut: Future<Output = Result<O, E>>,
     O: Serialize + DeserializeOwned,
 {
     let (key, actor) = (scope.key().as_str().to_owned(), scope.actor().to_owned());
     let name = &settings.name;
     let report = Report::new(&settings.core.service, name, name, &key, &actor, started);
     let core = &settings.core;
-    let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
     let expiry = core.config.expiry();
     let mut attempt = core.attempt(scope, fingerprint, expiry, deadline, report);
     let lease = match core.begin(&mut attempt, None).await {
         Decision::Run(lease) => lease,
-        decision => return decided(&mut attempt.report, decision),
+        decision => return decided(settings, &mut attempt.report, decision),
     };
 
     // The handler succeeded, so its record must complete whatever happens: an output
@@ -167,9 +194,9 @@ where
             Vec::new()
         }))
     };
-    let executed = core
-        .execute(&mut attempt, &lease, inner.call(event), judge)
-        .await;
+    // Only now is the handler called: calling it may already act (a service's
+    // `call` can do work before its future is polled).
+    let executed = core.execute(&mut attempt, &lease, work(), judge).await;
     let report = &attempt.report;
     match executed {
         Executed::Done {
@@ -196,7 +223,11 @@ where
 }
 
 /// The error or replayed output for an event the engine decided not to run.
-fn decided<O, E>(report: &mut Report<'_>, decision: Decision) -> Result<O, IdempotencyError<E>>
+fn decided<O, E>(
+    settings: &EventSettings,
+    report: &mut Report<'_>,
+    decision: Decision,
+) -> Result<O, IdempotencyError<E>>
 where
     O: DeserializeOwned,
 {
@@ -216,7 +247,7 @@ where
         }
         Decision::Replay(record) => {
             report.finish(Outcome::Replayed, Some(record.status));
-            replay(&record, key)
+            replay(settings, &record, key)
         }
         Decision::Mismatch(record) => {
             report.finish(Outcome::Conflict, Some(record.status));
@@ -235,8 +266,13 @@ where
     }
 }
 
-/// The stored output, or why it cannot be replayed.
-fn replay<O: DeserializeOwned, E>(record: &Record, key: String) -> Result<O, IdempotencyError<E>> {
+/// The stored output (through the replay hook, if any), or why it cannot be
+/// replayed.
+fn replay<O: DeserializeOwned, E>(
+    settings: &EventSettings,
+    record: &Record,
+    key: String,
+) -> Result<O, IdempotencyError<E>> {
     if let (None, Some(size)) = (&record.response, record.response_omitted) {
         tracing::warn!(size, "replay of an output that was too large to keep");
         return Err(IdempotencyError::StoredResponseUnreadable {
@@ -245,10 +281,19 @@ fn replay<O: DeserializeOwned, E>(record: &Record, key: String) -> Result<O, Ide
         });
     }
     let bytes = record.response.as_deref().unwrap_or_default();
-    serde_json::from_slice(bytes).map_err(|e| IdempotencyError::StoredResponseUnreadable {
-        key,
+    let unreadable = |e: serde_json::Error| IdempotencyError::StoredResponseUnreadable {
+        key: key.clone(),
         reason: e.to_string(),
-    })
+    };
+    match &settings.on_replay {
+        None => serde_json::from_slice(bytes).map_err(unreadable),
+        Some(hook) => {
+            let mut output: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(unreadable)?;
+            hook(&mut output, record);
+            serde_json::from_value(output).map_err(unreadable)
+        }
+    }
 }
 
 /// The handler's output, unless it was atomic and nothing was committed: then it

@@ -48,7 +48,15 @@ pub(super) fn decided(
             ),
             None,
         ),
-        Decision::Replay(record) => (Outcome::Replayed, replay(&record, key), Some(record)),
+        Decision::Replay(record) => {
+            let mut response = replay(&record, key);
+            if let Some(hook) = &settings.on_replay
+                && response.headers().contains_key(IDEMPOTENT_REPLAYED)
+            {
+                hook(&mut response, &record);
+            }
+            (Outcome::Replayed, response, Some(record))
+        }
         Decision::Mismatch(record) => {
             let status = match settings.profile {
                 Profile::Default => StatusCode::CONFLICT,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::HeaderName;
+use lambda_http::{Body, Response};
 use tower::Layer;
 
 use super::actor::{DefaultActor, ExtractActor, UnidentifiedCaller};
@@ -13,9 +14,9 @@ use super::route::{MatchRoute, RouteTemplates};
 use super::service::Idempotency;
 use super::settings::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_HEADERS, DefaultResponsePolicy, Profile, Protect,
-    ResponsePolicy, Settings,
+    ReplayHook, ResponsePolicy, Settings,
 };
-use crate::config::{ConfigError, MAX_EXPIRY, MIN_EXPIRY};
+use crate::config::ConfigError;
 use crate::engine::{CoreBuilder, core_builder_methods};
 use crate::store::Store;
 
@@ -57,6 +58,7 @@ impl IdempotencyLayer {
             unidentified: UnidentifiedCaller::Refuse,
             policy: Arc::new(DefaultResponsePolicy),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            on_replay: None,
             routes: Routes::None,
         }
     }
@@ -102,6 +104,7 @@ pub struct IdempotencyLayerBuilder {
     unidentified: UnidentifiedCaller,
     policy: Arc<dyn ResponsePolicy>,
     max_body_bytes: usize,
+    on_replay: Option<ReplayHook>,
     routes: Routes,
 }
 
@@ -207,6 +210,53 @@ impl IdempotencyLayerBuilder {
         self
     }
 
+    /// Called on every replay of a stored response, before it is sent: with the
+    /// response (already marked `Idempotent-Replayed: true`; what `f` leaves in it
+    /// is what the client gets) and its [`Record`](crate::record::Record) (when it
+    /// was created, its route, key and expiry). For example to add a header, or to
+    /// log. It is not called for the layer's own answers (conflicts, in flight, a
+    /// response too large to replay), nor when the handler runs.
+    ///
+    /// ```
+    /// use lambda_http::{Body, Error, Request, Response, service_fn};
+    /// use lambda_idempotency::http::IdempotencyLayer;
+    /// use lambda_idempotency::store::MemoryStore;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let layer = IdempotencyLayer::builder(MemoryStore::new())
+    ///     .on_replay(|response, record| {
+    ///         // When the request was first processed, for the client's logs.
+    ///         response.headers_mut().insert("x-first-seen-ms", record.created_at_ms.into());
+    ///     })
+    ///     .build()?;
+    /// let service = layer.layer(service_fn(|_: Request| async {
+    ///     Ok::<_, Error>(Response::builder().status(201).body(Body::from("created"))?)
+    /// }));
+    /// let request = || {
+    ///     lambda_http::http::Request::builder()
+    ///         .method("POST")
+    ///         .uri("/orders")
+    ///         .header("idempotency-key", "order-1")
+    ///         .body(Body::Empty)
+    ///         .unwrap()
+    /// };
+    /// let first = service.clone().oneshot(request()).await?;
+    /// assert!(first.headers().get("x-first-seen-ms").is_none());
+    /// let replay = service.oneshot(request()).await?;
+    /// assert!(replay.headers().contains_key("x-first-seen-ms"));
+    /// # Ok::<(), Error>(())
+    /// # })?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn on_replay(
+        mut self,
+        f: impl Fn(&mut Response<Body>, &crate::record::Record) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_replay = Some(Arc::new(f));
+        self
+    }
+
     /// The route templates of an API whose events carry none (ALB, Function URLs, an
     /// HTTP API `$default` route) or only a greedy one (`/{proxy+}`): `/orders`,
     /// `/orders/{orderId}/refunds` (any method), `POST /orders` (that method only),
@@ -259,17 +309,11 @@ impl IdempotencyLayerBuilder {
             Routes::Matcher(matcher) => Some(matcher),
         };
         for expiry in self.route_expiry.values() {
-            if !(MIN_EXPIRY..=MAX_EXPIRY).contains(expiry) {
-                return Err(ConfigError::ExpiryOutOfRange {
-                    value: *expiry,
-                    min: MIN_EXPIRY,
-                    max: MAX_EXPIRY,
-                });
-            }
+            self.core.config.check_expiry(*expiry)?;
         }
         Ok(IdempotencyLayer {
             settings: Arc::new(Settings {
-                core: self.core.build(),
+                core: self.core.build()?,
                 route_expiry: self.route_expiry,
                 protect: self.protect,
                 profile: self.profile,
@@ -279,6 +323,7 @@ impl IdempotencyLayerBuilder {
                 policy: self.policy,
                 store_retry_after: 1,
                 max_body_bytes: self.max_body_bytes,
+                on_replay: self.on_replay,
                 routes,
             }),
         })

@@ -100,6 +100,9 @@ where
     S: Service<Request, Response = R>,
     R: IntoResponse,
 {
+    if settings.core.disabled {
+        return Ok(inner.call(request).await?.into_response().await);
+    }
     let started = Instant::now();
     let route = settings.route_of(&request);
     if !settings.protects(request.method(), &route.scope) {

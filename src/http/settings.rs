@@ -111,7 +111,13 @@ pub(crate) struct Settings {
     pub(crate) store_retry_after: u64,
     pub(crate) max_body_bytes: usize,
     pub(crate) routes: Option<Arc<dyn MatchRoute>>,
+    pub(crate) on_replay: Option<ReplayHook>,
 }
+
+/// Called on every replay with the response about to be sent and its record.
+pub(crate) type ReplayHook = Arc<
+    dyn Fn(&mut lambda_http::Response<lambda_http::Body>, &crate::record::Record) + Send + Sync,
+>;
 
 impl Settings {
     pub(crate) fn route_of(&self, request: &lambda_http::Request) -> Route {

@@ -519,7 +519,10 @@ fn building_needs_a_key_source_and_valid_pointers() {
             .build()
             .unwrap_err(),
         ConfigError::InvalidJsonPointer {
-            pointer: "orderId".into()
+            pointer: "orderId".into(),
+            reason:
+                "\"orderId\" is not a JSON pointer (RFC 6901): it must be empty or start with '/'"
+                    .into()
         }
     );
     assert!(matches!(
@@ -586,4 +589,184 @@ async fn an_output_that_cannot_be_serialised_never_runs_the_handler_again() {
             .status,
         Status::Completed
     );
+}
+
+#[tokio::test]
+async fn keys_and_payloads_are_selected_inside_json_strings() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = EventIdempotencyLayer::builder(store.clone())
+        .clock(clock.clone())
+        .name("payments")
+        .key_pointer("/Message|json/detail/paymentId")
+        .payload_pointers(["/Message|json/detail"])
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    // An SNS notification wrapping an EventBridge event, as a string.
+    let sns = |message_id: &str, detail: Value| json!({"MessageId": message_id, "Message": json!({"detail-type": "PaymentRequested", "detail": detail}).to_string()});
+    let first = service
+        .clone()
+        .oneshot(event(sns("n-1", json!({"paymentId": "p-9", "amount": 40}))))
+        .await
+        .unwrap();
+    // Redelivered under another notification id, its detail spelled differently.
+    let again = service
+        .clone()
+        .oneshot(event(sns("n-2", json!({"amount": 40, "paymentId": "p-9"}))))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(store.get(&pk("p-9")).await.unwrap().is_some());
+    let reused = service
+        .clone()
+        .oneshot(event(sns("n-3", json!({"paymentId": "p-9", "amount": 41}))))
+        .await;
+    assert!(matches!(reused, Err(IdempotencyError::KeyMismatch { .. })));
+    let not_json = service
+        .oneshot(event(json!({"MessageId": "n-4", "Message": "plain text"})))
+        .await;
+    match not_json {
+        Err(IdempotencyError::MissingKey { detail }) => {
+            assert_eq!(detail, "/Message is not a string of JSON")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_selector_with_an_unknown_step_is_refused_at_build() {
+    let err = EventIdempotencyLayer::builder(MemoryStore::new())
+        .key_pointer("/body|yaml/orderId")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown step \"yaml\""), "{err}");
+}
+
+#[tokio::test]
+async fn the_replay_hook_sees_every_replay_and_may_change_the_output() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = Arc::clone(&seen);
+    let service = builder(&clock, &store)
+        .on_replay(move |output: &mut Value, record| {
+            hook_seen
+                .lock()
+                .unwrap()
+                .push((record.key.clone(), record.created_at_ms));
+            output["replayed"] = Value::Bool(true);
+        })
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let payload = json!({"paymentId": "p-h", "amount": 7});
+    let first = service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        json!({"run": 1, "amount": 7}),
+        "not a replay: no hook"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    clock.advance(Duration::from_secs(5));
+    let again = service.clone().oneshot(event(payload)).await.unwrap();
+    assert_eq!(again, json!({"run": 1, "amount": 7, "replayed": true}));
+    assert_eq!(*seen.lock().unwrap(), [("p-h".to_owned(), T0)]);
+    // A mismatch is not a replay.
+    let _ = service
+        .oneshot(event(json!({"paymentId": "p-h", "amount": 8})))
+        .await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn idempotency_disabled_by_the_environment_passes_every_event_through() {
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = builder(&clock, &store)
+        .env_lookup(|name| (name == "IDEMPOTENCY_DISABLED").then(|| "true".to_owned()))
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let payload = json!({"paymentId": "p-off", "amount": 1});
+    for _ in 0..3 {
+        service
+            .clone()
+            .oneshot(event(payload.clone()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "every event ran");
+    assert!(
+        store.get(&pk("p-off")).await.unwrap().is_none(),
+        "nothing stored"
+    );
+    // Even an event without a key runs.
+    service.oneshot(event(json!({"amount": 1}))).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn idempotency_disabled_on_lambda_is_refused_unless_allowed() {
+    let env = |allow: bool| {
+        move |name: &str| match name {
+            "IDEMPOTENCY_DISABLED" => Some("true".to_owned()),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("payments".to_owned()),
+            "IDEMPOTENCY_DISABLED_ON_LAMBDA" if allow => Some("true".to_owned()),
+            _ => None,
+        }
+    };
+    let refused = EventIdempotencyLayer::builder(MemoryStore::new())
+        .key_pointer("/paymentId")
+        .env_lookup(env(false))
+        .build()
+        .unwrap_err();
+    assert_eq!(refused, ConfigError::DisabledOnLambda);
+    assert!(
+        refused
+            .to_string()
+            .contains("IDEMPOTENCY_DISABLED_ON_LAMBDA=true")
+    );
+    assert!(
+        EventIdempotencyLayer::builder(MemoryStore::new())
+            .key_pointer("/paymentId")
+            .env_lookup(env(true))
+            .build()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_event_layer_may_remember_keys_for_weeks_within_its_own_bounds() {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    let (clock, store) = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let config = IdempotencyConfig::builder()
+        .expiry_bounds(Duration::from_secs(5 * 60), 15 * DAY)
+        .expiry(14 * DAY)
+        .build()
+        .unwrap();
+    let service = builder(&clock, &store)
+        .config(config)
+        .build()
+        .unwrap()
+        .layer(counting(&runs));
+    let payload = json!({"paymentId": "p-sqs", "amount": 3});
+    service
+        .clone()
+        .oneshot(event(payload.clone()))
+        .await
+        .unwrap();
+    let record = store.get(&pk("p-sqs")).await.unwrap().unwrap();
+    assert_eq!(record.expires_at, (T0 / 1000) + 14 * 24 * 60 * 60);
+    // SQS redelivers 13 days later: still a replay.
+    clock.advance(13 * DAY);
+    service.oneshot(event(payload)).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

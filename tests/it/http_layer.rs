@@ -1254,6 +1254,83 @@ fn route_expiry_outside_5_minutes_to_72_hours_is_a_config_error() {
     }
 }
 
+#[test]
+fn a_route_expiry_is_checked_against_the_layers_own_bounds() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let wide = IdempotencyConfig::builder()
+        .expiry_bounds(MIN_EXPIRY, 30 * DAY)
+        .build()
+        .unwrap();
+    IdempotencyLayer::builder(MemoryStore::new())
+        .config(wide.clone())
+        .route_expiry(REFUND, 30 * DAY)
+        .build()
+        .expect("within the layer's bounds");
+    assert_eq!(
+        IdempotencyLayer::builder(MemoryStore::new())
+            .config(wide)
+            .route_expiry(REFUND, 31 * DAY)
+            .build()
+            .unwrap_err(),
+        ConfigError::ExpiryOutOfRange {
+            value: 31 * DAY,
+            min: MIN_EXPIRY,
+            max: 30 * DAY
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_replay_hook_changes_replays_only() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let hooked = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&hooked);
+    let mut service = builder(&clock, &store)
+        .on_replay(move |response, record| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(record.status, Status::Completed);
+            response
+                .headers_mut()
+                .insert("x-replay-of", HeaderValue::from_str(&record.key).unwrap());
+        })
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+    let first = send(&mut service, Event::refund().key("hook-1").request()).await;
+    assert!(first.headers().get("x-replay-of").is_none());
+    let replay = send(&mut service, Event::refund().key("hook-1").request()).await;
+    assert!(replayed(&replay));
+    assert_eq!(replay.headers()["x-replay-of"], "hook-1");
+    // A conflict is the layer's own answer, not a replay.
+    let other = Event::refund().key("hook-1").body(r#"{"amountCents":1}"#);
+    let conflict = send(&mut service, other.request()).await;
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    assert!(conflict.headers().get("x-replay-of").is_none());
+    assert_eq!(hooked.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.count(), 1);
+}
+
+#[tokio::test]
+async fn idempotency_disabled_by_the_environment_runs_every_request() {
+    let (clock, store) = setup();
+    let calls = Calls::default();
+    let mut service = builder(&clock, &store)
+        .env_lookup(|name| (name == "IDEMPOTENCY_DISABLED").then(|| "1".to_owned()))
+        .build()
+        .unwrap()
+        .layer(handler(&calls, |run, _: &Request| created(run)));
+    for _ in 0..2 {
+        let response = send(&mut service, Event::refund().key("off-1").request()).await;
+        assert!(!replayed(&response));
+    }
+    // Not even a malformed key is refused: the layer is not there.
+    let response = send(&mut service, Event::refund().key("bad key!").request()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(calls.count(), 3);
+    assert!(store.is_empty());
+}
+
 /// A route expiry shorter than the lease (a 29 s invocation is short, but a lease
 /// without a deadline is the 15-minute max lease) never shortens the lease: the
 /// record lives as long as its lease instead.

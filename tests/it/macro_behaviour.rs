@@ -415,3 +415,39 @@ fn the_environment_store_compiles_with_the_dynamodb_feature() {
     let _ = lambda_runtime::service_fn(from_env);
     let _ = lambda_runtime::service_fn(from_env_explicitly);
 }
+
+#[derive(serde::Serialize)]
+struct Shipment<'a> {
+    order_id: &'a str,
+    items: u32,
+}
+
+/// A plain async function (one step of a handler), keyed by an argument's field;
+/// its arguments are the input by name: `{"shipment": {...}, "carrier": "..."}`.
+#[idempotent(key = "/shipment/order_id", store = "memory", name = "book-courier")]
+async fn book_courier(shipment: &Shipment<'_>, carrier: String) -> Result<Value, Error> {
+    let run = ran(&format!("courier-{}", shipment.order_id));
+    Ok(
+        json!({"booking": format!("{carrier}-{}-{run}", shipment.order_id), "items": shipment.items}),
+    )
+}
+
+#[tokio::test]
+async fn a_plain_async_function_runs_once_per_key_and_replays() {
+    let shipment = Shipment {
+        order_id: "ship-1",
+        items: 3,
+    };
+    let first = book_courier(&shipment, "dhl".into()).await.unwrap();
+    let again = book_courier(&shipment, "dhl".into()).await.unwrap();
+    assert_eq!(first, json!({"booking": "dhl-ship-1-1", "items": 3}));
+    assert_eq!(again, first);
+    assert_eq!(runs("courier-ship-1"), 1);
+    // Another argument value under the same key is another request.
+    let other = book_courier(&shipment, "ups".into()).await;
+    assert!(
+        matches!(other, Err(IdempotencyError::KeyMismatch { .. })),
+        "{other:?}"
+    );
+    assert_eq!(runs("courier-ship-1"), 1);
+}

@@ -9,8 +9,10 @@ use support::{canned, faults, process};
 
 mod atomic_dynamodb;
 mod bad_input;
+mod batch;
 mod cache_dynamodb;
 mod event_layer;
+mod function;
 mod http_dynamodb;
 mod http_layer;
 mod ietf_profile;

@@ -1,19 +1,21 @@
 //! An SQS consumer that applies payment messages to a ledger, each exactly once.
 //!
-//! Every message is idempotent on its own: the key is the body's `paymentId`
-//! (falling back to the SQS message id), and only the body is compared, so the same
-//! payment sent twice by a producer (two message ids) or redelivered by SQS is applied
-//! once. Messages that fail are reported in `batchItemFailures`, so SQS redelivers
-//! only those (the event source mapping needs `ReportBatchItemFailures`).
+//! Every message is idempotent on its own (`lambda_idempotency::batch`): the key is
+//! the body's `paymentId`, and only the body is compared, so the same payment sent
+//! twice by a producer (two message ids) or redelivered by SQS is applied once.
+//! Messages that fail (a body that is not a payment, a ledger error, a payment id
+//! reused with another amount) are reported in `batchItemFailures`, so SQS
+//! redelivers only those (the event source mapping needs `ReportBatchItemFailures`).
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_idempotency::event::{EventIdempotencyLayer, IdempotencyError};
-use lambda_runtime::{Context, Error, LambdaEvent};
+use lambda_idempotency::batch::aws_lambda_events::event::sqs::{
+    SqsBatchResponse, SqsEvent, SqsMessage,
+};
+use lambda_idempotency::batch::{BatchProcessor, BatchProcessorBuilder, Sqs};
+use lambda_idempotency::store::Store;
+use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tower::{Layer, ServiceExt};
 
 pub mod ledger;
 
@@ -59,90 +61,40 @@ pub enum MessageError {
     Ledger(#[from] ledger::LedgerError),
 }
 
-/// The consumer: a ledger and the per-message idempotency layer.
+/// The consumer: a ledger and the per-message batch processor.
 #[derive(Debug, Clone)]
 pub struct Consumer {
     ledger: Arc<dyn Ledger>,
-    layer: EventIdempotencyLayer,
+    batch: BatchProcessor<Sqs>,
 }
 
 impl Consumer {
-    /// A consumer over `ledger`; `layer` must come from [`Consumer::layer_builder`].
-    pub fn new(ledger: Arc<dyn Ledger>, layer: EventIdempotencyLayer) -> Self {
-        Self { ledger, layer }
+    /// A consumer over `ledger`; `batch` must come from [`Consumer::batch_builder`].
+    pub fn new(ledger: Arc<dyn Ledger>, batch: BatchProcessor<Sqs>) -> Self {
+        Self { ledger, batch }
     }
 
-    /// The per-message layer's settings: key from `/body/paymentId`, else
-    /// `/messageId`; only `/body` is compared.
-    pub fn layer_builder(
-        store: impl lambda_idempotency::store::Store,
-    ) -> lambda_idempotency::event::EventIdempotencyLayerBuilder {
-        EventIdempotencyLayer::builder(store)
+    /// The batch processor's settings: the key is the body's `paymentId`, and only
+    /// the body (as JSON) is compared.
+    pub fn batch_builder(store: impl Store) -> BatchProcessorBuilder<Sqs> {
+        BatchProcessor::sqs(store)
             .name("payments-consumer")
-            .key_fn(|message: &Value| {
-                message
-                    .pointer("/body/paymentId")
-                    .and_then(Value::as_str)
-                    .filter(|id| !id.is_empty())
-                    .or_else(|| message.get("messageId").and_then(Value::as_str))
-                    .map(str::to_owned)
-            })
-            .payload_pointers(["/body"])
+            .key_pointer("/body|json/paymentId")
+            .payload_pointers(["/body|json"])
     }
 
     /// Processes a batch; failed messages are listed for redelivery.
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-        let mut response = SqsBatchResponse::default();
-        for message in &event.payload.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            match self.process(message, &event.context).await {
-                Ok(applied) => {
-                    tracing::info!(message_id = %id, payment_id = %applied.payment_id, entry_id = %applied.entry_id, "payment applied")
-                }
-                Err(e) => {
-                    match &e {
-                        IdempotencyError::KeyMismatch { .. } => {
-                            tracing::warn!(message_id = %id, error = %e, "payment id reused with a different body")
-                        }
-                        _ => {
-                            tracing::warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it")
-                        }
-                    }
-                    response.add_failure(id);
-                }
-            }
-        }
-        Ok(response)
-    }
-
-    /// One message through the idempotency layer. Boxed, so the batch future stays
-    /// provably `Send` for the runtime.
-    fn process(&self, message: &SqsMessage, context: &Context) -> ProcessFuture {
-        let ledger = Arc::clone(&self.ledger);
-        let apply = tower::service_fn(move |e: LambdaEvent<Value>| {
-            let ledger = Arc::clone(&ledger);
-            async move { apply(&*ledger, &e.payload).await }
-        });
-        let event = LambdaEvent::new(message_payload(message), context.clone());
-        Box::pin(self.layer.layer(apply).oneshot(event))
+        let ledger = &*self.ledger;
+        Ok(self
+            .batch
+            .process(event, |message| apply(ledger, message))
+            .await)
     }
 }
 
-type ProcessFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Applied, IdempotencyError<MessageError>>> + Send>,
->;
-
-/// The per-message payload the layer sees: the message id and the body (parsed when
-/// it is JSON, else the raw text, so a poison message still has a fingerprint).
-fn message_payload(message: &SqsMessage) -> Value {
-    let body = message.body.as_deref().unwrap_or_default();
-    let body =
-        serde_json::from_str::<Value>(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-    json!({"messageId": message.message_id, "body": body})
-}
-
-async fn apply(ledger: &dyn Ledger, message: &Value) -> Result<Applied, MessageError> {
-    let payment: Payment = serde_json::from_value(message["body"].clone())
+async fn apply(ledger: &dyn Ledger, message: SqsMessage) -> Result<Applied, MessageError> {
+    let payment: Payment = serde_json::from_str(message.body.as_deref().unwrap_or_default())
         .map_err(|e| MessageError::Invalid(e.to_string()))?;
     if payment.amount_cents <= 0 {
         return Err(MessageError::Invalid(

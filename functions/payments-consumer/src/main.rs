@@ -29,8 +29,8 @@ async fn run() -> Result<(), Error> {
     let ledger = DynamoDbLedger::new(client, ledger_table);
     ledger.check_table().await?;
 
-    let layer = Consumer::layer_builder(store).config(config).build()?;
-    let consumer = Consumer::new(Arc::new(ledger), layer);
+    let batch = Consumer::batch_builder(store).config(config).build()?;
+    let consumer = Consumer::new(Arc::new(ledger), batch);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
         let consumer = consumer.clone();
         async move { consumer.handle(event).await }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_idempotency::batch::aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use lambda_runtime::{Context, LambdaEvent};
 use payments_consumer::Consumer;
@@ -43,10 +43,10 @@ async fn harness_with(wrap: impl FnOnce(Arc<DynamoDbLedger>) -> Arc<dyn Ledger>)
     let table = format!("ledger-test-{}", uuid::Uuid::new_v4());
     create_ledger_table(&client, &table).await.unwrap();
     let ledger = Arc::new(DynamoDbLedger::new(client.clone(), table));
-    let layer = Consumer::layer_builder(DynamoDbStore::new(client, records))
+    let batch = Consumer::batch_builder(DynamoDbStore::new(client, records))
         .build()
         .unwrap();
-    let consumer = Consumer::new(wrap(Arc::clone(&ledger)), layer);
+    let consumer = Consumer::new(wrap(Arc::clone(&ledger)), batch);
     Harness { ledger, consumer }
 }
 
