@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the sample events in events/: API Gateway (HTTP API, payload 2.0), SQS and
-direct invocations.
+"""Writes the sample events in events/: API Gateway (HTTP API, payload 2.0), SQS
+(standard and FIFO), Kinesis, DynamoDB Streams and direct invocations.
 
 The events are committed; run this again after changing it:
     python3 scripts/generate-events.py
@@ -11,6 +11,7 @@ Not written here: refund.via-*.json, one refund as each HTTP source delivers it
 (HTTP API, REST API, ALB, Function URL), written by hand from AWS's sample events;
 the library's HTTP tests load and edit them.
 """
+import base64
 import json
 import pathlib
 
@@ -64,9 +65,9 @@ def event(route_key, path, body, key=None, sub=ALICE, request_id="req", path_par
     return e
 
 
-def sqs_message(message_id, body, receive_count=1):
+def sqs_message(message_id, body, receive_count=1, fifo_group=None, sequence=None):
     body = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-    return {
+    message = {
         "messageId": message_id,
         "receiptHandle": f"rh-{message_id}-{receive_count}",
         "body": body,
@@ -82,6 +83,67 @@ def sqs_message(message_id, body, receive_count=1):
         "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:payments",
         "awsRegion": "eu-west-1",
     }
+    if fifo_group is not None:
+        message["attributes"].update({
+            "MessageGroupId": fifo_group,
+            "MessageDeduplicationId": f"dedup-{sequence:04d}",
+            "SequenceNumber": f"1888888888888888880{sequence:02d}",
+        })
+        message["eventSourceARN"] += ".fifo"
+    return message
+
+
+def fifo_message(n, group, body):
+    return sqs_message(f"5f1e2d3c-{n:04d}-4b6a-8c7d-{n:012d}", body, fifo_group=group, sequence=n)
+
+
+def kinesis_record(n, data):
+    sequence = f"49590330960548238170897448583127506000000000000000000{n:04d}"
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": data["orderId"],
+            "sequenceNumber": sequence,
+            "data": base64.b64encode(json.dumps(data, separators=(",", ":")).encode()).decode(),
+            "approximateArrivalTimestamp": 1795852800.1,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/orders-consumer",
+        "awsRegion": "eu-west-1",
+        "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
+    }
+
+
+def stream_record(n, name, order_id, new=None, old=None):
+    change = {
+        "ApproximateCreationDateTime": 1795852800,
+        "Keys": {"pk": {"S": order_id}},
+        "SequenceNumber": f"1110000000000000000{n:04d}",
+        "SizeBytes": 120,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        change["NewImage"] = new
+    if old is not None:
+        change["OldImage"] = old
+    return {
+        "eventID": f"c4ca4238a0b923820dcc509a6f75849{n}",
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": change,
+        "eventSourceARN":
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-11-30T00:00:00.000",
+    }
+
+
+def order_image(order_id, status, amount_cents):
+    return {"pk": {"S": order_id}, "status": {"S": status},
+            "amountCents": {"N": str(amount_cents)}}
 
 
 def payment_body(payment_id, order_id, amount_cents, currency="EUR"):
@@ -161,6 +223,33 @@ def main():
         sqs_message("3b9c1f3e-0005-4a51-9d0e-000000000005", "{not json"),
         sqs_message("3b9c1f3e-0006-4a51-9d0e-000000000006", payment_body("pay-004", "ord-B", -5)),
         sqs_message("3b9c1f3e-0007-4a51-9d0e-000000000007", payment_body("pay-001", "ord-A", 9999)),
+    ]}
+
+    # A FIFO queue: two message groups interleaved; pay-011 fails, so pay-012 (same
+    # group, after it) must not run, while group ord-B goes on.
+    out["sqs-payments.fifo"] = {"Records": [
+        fifo_message(10, "ord-A", payment_body("pay-010", "ord-A", 100)),
+        fifo_message(20, "ord-B", payment_body("pay-020", "ord-B", 200)),
+        fifo_message(11, "ord-A", payment_body("pay-011", "ord-A", -1)),
+        fifo_message(21, "ord-B", payment_body("pay-021", "ord-B", 210)),
+        fifo_message(12, "ord-A", payment_body("pay-012", "ord-A", 120)),
+    ]}
+
+    # Kinesis: base64 JSON orders; the third (negative amount) fails in the middle.
+    out["kinesis-orders.batch"] = {"Records": [
+        kinesis_record(1, {"orderId": "ord-101", "amountCents": 1500}),
+        kinesis_record(2, {"orderId": "ord-102", "amountCents": 700}),
+        kinesis_record(3, {"orderId": "ord-103", "amountCents": -20}),
+        kinesis_record(4, {"orderId": "ord-104", "amountCents": 900}),
+    ]}
+
+    # DynamoDB Streams: an order's INSERT and MODIFY, a bad INSERT, a REMOVE.
+    out["dynamodb-streams-orders.batch"] = {"Records": [
+        stream_record(1, "INSERT", "ord-201", new=order_image("ord-201", "PLACED", 1000)),
+        stream_record(2, "MODIFY", "ord-201", new=order_image("ord-201", "PAID", 1000),
+                      old=order_image("ord-201", "PLACED", 1000)),
+        stream_record(3, "INSERT", "ord-202", new=order_image("ord-202", "PLACED", -5)),
+        stream_record(4, "REMOVE", "ord-200", old=order_image("ord-200", "CANCELLED", 300)),
     ]}
 
     # A direct invocation (Lambda invoke, Step Functions): the payload is the event.

@@ -20,4 +20,4 @@ pub use sweep::{
     DeleteOutcome, SweepOptions, SweepReport, check_expiry_index, delete_expired,
     expiry_index_status, sweep,
 };
-pub use table::{EXPIRY_INDEX, create_table};
+pub use table::{EXPIRY_INDEX, create_table, create_table_with_layout};

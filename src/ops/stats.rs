@@ -96,7 +96,7 @@ pub(crate) async fn add_stats(
             .client()
             .update_item()
             .table_name(store.table_name())
-            .key(&names.partition_key, AttributeValue::S(stats_key(*day)))
+            .set_key(Some(store.key(&stats_key(*day))))
             .update_expression(
                 "SET #day = :day, #exp = :exp \
                  ADD #created :created, #completed :completed, #errored :errored, #abandoned :abandoned",
@@ -135,19 +135,10 @@ pub(crate) async fn add_stats(
 /// # Ok(()) }
 /// ```
 pub async fn read_stats(store: &DynamoDbStore, today: Day, days: u32) -> Result<Vec<DayStats>> {
-    let names = store.attribute_names();
     let wanted: Vec<Day> = (0..i64::from(days)).map(|i| today.minus_days(i)).collect();
     let mut found: HashMap<String, DayCounts> = HashMap::new();
     for chunk in wanted.chunks(BATCH_GET_MAX) {
-        let keys = chunk
-            .iter()
-            .map(|d| {
-                HashMap::from([(
-                    names.partition_key.clone(),
-                    AttributeValue::S(stats_key(*d)),
-                )])
-            })
-            .collect();
+        let keys = chunk.iter().map(|d| store.key(&stats_key(*d))).collect();
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))

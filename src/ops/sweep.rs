@@ -243,10 +243,7 @@ async fn sweep_buckets(
                 let keys: Vec<String> = page
                     .items()
                     .iter()
-                    .filter_map(|item| match item.get(&names.partition_key) {
-                        Some(AttributeValue::S(pk)) => Some(pk.clone()),
-                        _ => None,
-                    })
+                    .filter_map(|item| store.record_key_of(item))
                     .collect();
                 report.scanned += keys.len() as u64;
                 let outcomes: Vec<Result<DeleteOutcome>> = futures::stream::iter(keys)
@@ -334,10 +331,7 @@ pub async fn delete_expired(
         .client()
         .delete_item()
         .table_name(store.table_name())
-        .key(
-            &names.partition_key,
-            AttributeValue::S(partition_key.to_owned()),
-        )
+        .set_key(Some(store.key(partition_key)))
         .condition_expression("#exp < :now_s")
         .expression_attribute_names("#exp", &names.expires_at)
         .expression_attribute_values(":now_s", AttributeValue::N(now_secs.to_string()))

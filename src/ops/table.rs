@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::error::{Error, Result};
+use crate::store::dynamodb::KeyLayout;
 use crate::store::dynamodb::codec::AttributeNames;
 use crate::store::dynamodb::errors::map_sdk_error;
 
@@ -38,12 +39,39 @@ pub const EXPIRY_INDEX: &str = "expiry-index";
 /// # Ok(()) }
 /// ```
 pub async fn create_table(client: &Client, table: &str, names: &AttributeNames) -> Result<()> {
+    create_table_with_layout(client, table, names, &KeyLayout::PartitionKey).await
+}
+
+/// [`create_table`] for a [`KeyLayout`]: a static-partition layout gets a string sort
+/// key too.
+///
+/// ```no_run
+/// use lambda_idempotency::ops::create_table_with_layout;
+/// use lambda_idempotency::store::dynamodb::{AttributeNames, KeyLayout};
+///
+/// # async fn example(client: aws_sdk_dynamodb::Client) -> Result<(), lambda_idempotency::Error> {
+/// let layout = KeyLayout::static_partition("idempotency#orders-api", "sk");
+/// create_table_with_layout(&client, "app-table", &AttributeNames::default(), &layout).await?;
+/// # Ok(()) }
+/// ```
+pub async fn create_table_with_layout(
+    client: &Client,
+    table: &str,
+    names: &AttributeNames,
+    layout: &KeyLayout,
+) -> Result<()> {
+    let mut definitions = attribute_definitions(names, true)?;
+    let mut key_schema = vec![key(&names.partition_key, KeyType::Hash)?];
+    if let Some(sort_key) = layout.sort_key() {
+        definitions.push(definition(sort_key, ScalarAttributeType::S)?);
+        key_schema.push(key(sort_key, KeyType::Range)?);
+    }
     let created = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(attribute_definitions(names, true)?))
-        .key_schema(key(&names.partition_key, KeyType::Hash)?)
+        .set_attribute_definitions(Some(definitions))
+        .set_key_schema(Some(key_schema))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(EXPIRY_INDEX)
@@ -91,22 +119,20 @@ fn attribute_definitions(
     with_partition_key: bool,
 ) -> Result<Vec<AttributeDefinition>> {
     let mut out = Vec::with_capacity(3);
-    let mut define = |name: &str, kind: ScalarAttributeType| -> Result<()> {
-        out.push(
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(kind)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        );
-        Ok(())
-    };
     if with_partition_key {
-        define(&names.partition_key, ScalarAttributeType::S)?;
+        out.push(definition(&names.partition_key, ScalarAttributeType::S)?);
     }
-    define(&names.expiry_bucket, ScalarAttributeType::S)?;
-    define(&names.expires_at, ScalarAttributeType::N)?;
+    out.push(definition(&names.expiry_bucket, ScalarAttributeType::S)?);
+    out.push(definition(&names.expires_at, ScalarAttributeType::N)?);
     Ok(out)
+}
+
+fn definition(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {

@@ -46,6 +46,19 @@ pub async fn fresh_table(client: &Client, names: &AttributeNames) -> String {
     table
 }
 
+/// Creates a table with a unique name, keyed for `layout`.
+pub async fn fresh_table_with_layout(
+    client: &Client,
+    names: &AttributeNames,
+    layout: &lambda_idempotency::store::dynamodb::KeyLayout,
+) -> String {
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    lambda_idempotency::ops::create_table_with_layout(client, &table, names, layout)
+        .await
+        .unwrap();
+    table
+}
+
 /// Creates a table named `prefix-<uuid>` with only a string partition key `pk`, the
 /// shape of a handler's own table (or of a table created by an older release).
 pub async fn fresh_pk_table(client: &Client, prefix: &str) -> String {

@@ -18,5 +18,6 @@ pub mod process;
 
 pub use calls::CallCounter;
 pub use dynamodb_local::{
-    client, client_for, counting_client, endpoint, fresh_pk_table, fresh_table, sdk_config,
+    client, client_for, counting_client, endpoint, fresh_pk_table, fresh_table,
+    fresh_table_with_layout, sdk_config,
 };

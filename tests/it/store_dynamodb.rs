@@ -423,3 +423,125 @@ async fn check_table_refuses_an_eventually_consistent_global_table() {
     );
     assert_eq!(canned.answered().len(), 5);
 }
+
+/// The same suite and the same single-item protocol on a single-table layout: every
+/// record under one static partition key, its key in the sort key.
+mod static_partition {
+    use super::*;
+    use lambda_idempotency::clock::Clock;
+    use lambda_idempotency::ops::Day;
+    use lambda_idempotency::ops::{SweepOptions, read_stats, sweep};
+    use lambda_idempotency::store::dynamodb::KeyLayout;
+
+    const PARTITION: &str = "idempotency#orders-api";
+
+    fn layout() -> KeyLayout {
+        KeyLayout::static_partition(PARTITION, "sk")
+    }
+
+    async fn store(clock: &ManualClock) -> DynamoDbStore {
+        let client = support::client().await;
+        let table =
+            support::fresh_table_with_layout(&client, &AttributeNames::default(), &layout()).await;
+        DynamoDbStore::new(client, table)
+            .with_key_layout(layout())
+            .with_clock(clock.clone())
+    }
+
+    async fn make() -> (Arc<dyn Store>, ManualClock) {
+        let clock = ManualClock::starting_now();
+        (Arc::new(store(&clock).await), clock)
+    }
+
+    lambda_idempotency::behaviour_suite!(make());
+
+    #[tokio::test]
+    async fn records_share_the_static_partition_each_under_its_own_sort_key() {
+        let clock = ManualClock::starting_now();
+        let store = store(&clock).await;
+        store.check_table().await.unwrap();
+        let a = start(&store, &request("order-a")).await;
+        let b = start(&store, &request("order-b")).await;
+        store.complete(&a, b"{}").await.unwrap();
+        let items = store
+            .client()
+            .query()
+            .table_name(store.table_name())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(PARTITION.into()))
+            .send()
+            .await
+            .unwrap();
+        let mut sort_keys: Vec<String> = items
+            .items()
+            .iter()
+            .map(|i| i["sk"].as_s().unwrap().clone())
+            .collect();
+        sort_keys.sort();
+        let mut expected = [a.partition_key.clone(), b.partition_key.clone()];
+        expected.sort();
+        assert_eq!(sort_keys, expected);
+        let record = store.get(&a.partition_key).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Completed);
+        assert_eq!(record.partition_key, a.partition_key);
+        assert!(store.delete(&b.partition_key).await.unwrap());
+        assert!(store.get(&b.partition_key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn check_table_refuses_a_table_keyed_for_the_other_layout() {
+        let client = support::client().await;
+        let plain = support::fresh_table(&client, &AttributeNames::default()).await;
+        let err = DynamoDbStore::new(client.clone(), plain.clone())
+            .with_key_layout(layout())
+            .check_table()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is keyed (pk), but the store's key layout needs (pk, sk)"),
+            "{err}"
+        );
+        let composite =
+            support::fresh_table_with_layout(&client, &AttributeNames::default(), &layout()).await;
+        let err = DynamoDbStore::new(client.clone(), composite)
+            .check_table()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is keyed (pk, sk), but the store's key layout needs (pk)"),
+            "{err}"
+        );
+        DynamoDbStore::new(client, plain)
+            .check_table()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_expired_records_and_keeps_stats_in_the_static_layout() {
+        let clock = ManualClock::starting_now();
+        let store = store(&clock).await;
+        let done = start(&store, &request("sweep-done")).await;
+        store.complete(&done, b"{}").await.unwrap();
+        let _abandoned = start(&store, &request("sweep-abandoned")).await;
+        clock.advance(Duration::from_secs(2 * 3600));
+        let report = sweep(&store, clock.now_secs(), &SweepOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.deleted, 2, "{report:?}");
+        assert!(
+            store
+                .read_record(&done.partition_key)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let today = Day::of_secs(clock.now_secs());
+        let stats = read_stats(&store, today, 2).await.unwrap();
+        let created: u64 = stats.iter().map(|d| d.counts.created).sum();
+        let abandoned: u64 = stats.iter().map(|d| d.counts.abandoned).sum();
+        assert_eq!((created, abandoned), (2, 1));
+    }
+}

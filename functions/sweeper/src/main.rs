@@ -1,6 +1,7 @@
 //! The sweeper on Lambda, for an EventBridge schedule.
 //!
-//! Reads `IDEMPOTENCY_TABLE`, optional `SWEEP_MAX_ITEMS` (default 1000) and
+//! Reads `IDEMPOTENCY_TABLE` (and `IDEMPOTENCY_STATIC_PARTITION_KEY` with
+//! `IDEMPOTENCY_SORT_KEY` for a single-table layout), optional `SWEEP_MAX_ITEMS` (default 1000) and
 //! `SWEEP_LOOKBACK_HOURS` (default 73), and the SDK's usual settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` locally). A missing variable, table or expiry index
 //! stops the start-up with one clear line.
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use lambda_idempotency::ops::check_expiry_index;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sweeper::{Sweeper, options_from_env, required_table};
@@ -23,7 +24,8 @@ async fn run() -> Result<(), Error> {
     let table = required_table(ENV_TABLE)?;
     let options = options_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+        .with_key_layout(KeyLayout::from_env()?);
     check_expiry_index(&store).await?;
     let sweeper = Arc::new(Sweeper::new(store, options));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

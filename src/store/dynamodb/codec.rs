@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
+use super::layout::KeyLayout;
 use crate::error::Error;
 use crate::fingerprint::Fingerprint;
 use crate::record::{LeaseToken, Record, Status};
@@ -113,12 +114,16 @@ pub fn expiry_bucket(expires_at: i64, partition_key: &str) -> String {
     expiry_bucket_of(expires_at.div_euclid(3600), expiry_shard(partition_key))
 }
 
-/// Encodes a record as an item.
-pub(crate) fn encode(names: &AttributeNames, r: &Record) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::with_capacity(14);
+/// Encodes a record as an item, keyed as `layout` says.
+pub(crate) fn encode(
+    names: &AttributeNames,
+    layout: &KeyLayout,
+    r: &Record,
+) -> HashMap<String, AttributeValue> {
+    let mut item = layout.key(names, &r.partition_key);
+    item.reserve(14);
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let n = |v: i64| AttributeValue::N(v.to_string());
-    item.insert(names.partition_key.clone(), s(&r.partition_key));
     item.insert(names.status.clone(), s(r.status.as_str()));
     item.insert(names.fingerprint.clone(), s(r.fingerprint.as_str()));
     item.insert(names.lease_token.clone(), s(r.lease_token.as_str()));
@@ -148,9 +153,11 @@ pub(crate) fn encode(names: &AttributeNames, r: &Record) -> HashMap<String, Attr
 /// decode too).
 pub(crate) fn decode(
     names: &AttributeNames,
+    layout: &KeyLayout,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<Record, Error> {
-    let pk = string(item, &names.partition_key).unwrap_or_else(|_| "<missing>".to_owned());
+    let key_attribute = layout.key_attribute(names);
+    let pk = string(item, key_attribute).unwrap_or_else(|_| "<missing>".to_owned());
     let corrupt = |reason: String| Error::CorruptRecord {
         partition_key: pk.clone(),
         reason,
@@ -188,7 +195,7 @@ pub(crate) fn decode(
         ),
     };
     Ok(Record {
-        partition_key: string(item, &names.partition_key).map_err(&corrupt)?,
+        partition_key: string(item, key_attribute).map_err(&corrupt)?,
         status,
         fingerprint: Fingerprint::from_stored(string(item, &names.fingerprint).map_err(&corrupt)?),
         lease_token: LeaseToken::from_stored(string(item, &names.lease_token).map_err(&corrupt)?),
@@ -252,13 +259,38 @@ mod tests {
             expires_at: "ttl".into(),
             ..AttributeNames::default()
         };
+        let layouts = [
+            KeyLayout::PartitionKey,
+            KeyLayout::static_partition("idempotency#orders", "sk"),
+        ];
         for names in [AttributeNames::default(), custom] {
-            for response in [None, Some(vec![]), Some(vec![0, 159, 146, 150, 255])] {
-                let r = sample(response);
-                let item = encode(&names, &r);
-                assert_eq!(decode(&names, &item).unwrap(), r);
+            for layout in &layouts {
+                for response in [None, Some(vec![]), Some(vec![0, 159, 146, 150, 255])] {
+                    let r = sample(response);
+                    let item = encode(&names, layout, &r);
+                    assert_eq!(decode(&names, layout, &item).unwrap(), r);
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_static_partition_keeps_the_record_key_in_the_sort_key() {
+        let names = AttributeNames::default();
+        let layout = KeyLayout::static_partition("idempotency#orders", "sk");
+        let r = sample(None);
+        let item = encode(&names, &layout, &r);
+        assert_eq!(item["pk"], AttributeValue::S("idempotency#orders".into()));
+        assert_eq!(item["sk"], AttributeValue::S(r.partition_key.clone()));
+        // Read under the other layout, the record's key is not where it looks.
+        let err = decode(&names, &KeyLayout::PartitionKey, &item).unwrap();
+        assert_eq!(err.partition_key, "idempotency#orders");
+        let mut no_sort_key = item.clone();
+        no_sort_key.remove("sk");
+        assert!(matches!(
+            decode(&names, &layout, &no_sort_key),
+            Err(Error::CorruptRecord { .. })
+        ));
     }
 
     #[test]
@@ -268,14 +300,14 @@ mod tests {
             ..AttributeNames::default()
         };
         let r = sample(None);
-        let mut item = encode(&names, &r);
+        let mut item = encode(&names, &KeyLayout::PartitionKey, &r);
         let shard = expiry_shard(&r.partition_key);
         assert_eq!(
             item["gsi1pk"],
             AttributeValue::S(format!("{}#{shard}", 1_700_086_400 / 3600))
         );
         item.remove("gsi1pk");
-        assert_eq!(decode(&names, &item).unwrap(), r);
+        assert_eq!(decode(&names, &KeyLayout::PartitionKey, &item).unwrap(), r);
     }
 
     #[test]
@@ -294,7 +326,7 @@ mod tests {
     #[test]
     fn corrupt_items_are_typed_errors() {
         let names = AttributeNames::default();
-        let good = encode(&names, &sample(None));
+        let good = encode(&names, &KeyLayout::PartitionKey, &sample(None));
         let cases: Vec<(&str, Option<AttributeValue>)> = vec![
             ("status", Some(AttributeValue::S("DONE".into()))),
             ("status", None),
@@ -310,7 +342,7 @@ mod tests {
                 Some(v) => item.insert(name.to_owned(), v),
                 None => item.remove(name),
             };
-            let err = decode(&names, &item).unwrap_err();
+            let err = decode(&names, &KeyLayout::PartitionKey, &item).unwrap_err();
             assert!(
                 matches!(&err, Error::CorruptRecord { partition_key, .. } if partition_key == "k1|4:POST|5:alice|k"),
                 "{name}: {err}"

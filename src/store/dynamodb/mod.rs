@@ -34,9 +34,11 @@ use crate::record::{Conflict, Record, Status};
 pub(crate) mod codec;
 pub(crate) mod errors;
 mod global;
+mod layout;
 mod transact;
 
 pub use codec::AttributeNames;
+pub use layout::{ENV_SORT_KEY, ENV_STATIC_PARTITION_KEY, KeyLayout};
 
 use codec::{decode, encode};
 use errors::map_sdk_error;
@@ -78,6 +80,7 @@ pub struct DynamoDbStore {
     client: Client,
     table: Arc<str>,
     names: Arc<AttributeNames>,
+    layout: Arc<KeyLayout>,
     clock: SharedClock,
     /// Atomic completion; turned off by `check_table` on an MRSC global table.
     transactions: Arc<std::sync::atomic::AtomicBool>,
@@ -92,6 +95,7 @@ impl DynamoDbStore {
             client,
             table: Arc::from(table.into()),
             names: Arc::new(AttributeNames::default()),
+            layout: Arc::new(KeyLayout::PartitionKey),
             clock: Arc::new(SystemClock),
             transactions: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             single_region_keys: false,
@@ -99,15 +103,18 @@ impl DynamoDbStore {
     }
 
     /// A store configured from the environment: the SDK's usual settings
-    /// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) and the table named by
-    /// `IDEMPOTENCY_TABLE`.
+    /// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`), the table named by
+    /// `IDEMPOTENCY_TABLE`, and its [`KeyLayout`] ([`KeyLayout::from_env`]:
+    /// `IDEMPOTENCY_STATIC_PARTITION_KEY` and `IDEMPOTENCY_SORT_KEY` for a single-table
+    /// design).
     pub async fn from_env() -> Result<Self> {
         let table = std::env::var(ENV_TABLE)
             .ok()
             .filter(|t| !t.is_empty())
             .ok_or(ConfigError::MissingEnv { name: ENV_TABLE })?;
+        let layout = KeyLayout::from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(Client::new(&sdk), table))
+        Ok(Self::new(Client::new(&sdk), table).with_key_layout(layout))
     }
 
     /// Reads time from `clock` instead of the system clock.
@@ -122,6 +129,30 @@ impl DynamoDbStore {
     pub fn with_attribute_names(mut self, names: AttributeNames) -> Self {
         self.names = Arc::new(names);
         self
+    }
+
+    /// Keys records as `layout` says (default [`KeyLayout::PartitionKey`]): a static
+    /// partition key with the record's key as the sort key fits a single-table
+    /// design. The table's key schema must match; [`check_table`](Self::check_table)
+    /// checks it.
+    ///
+    /// ```no_run
+    /// use lambda_idempotency::store::dynamodb::{DynamoDbStore, KeyLayout};
+    ///
+    /// # fn example(client: aws_sdk_dynamodb::Client) {
+    /// let store = DynamoDbStore::new(client, "app-table")
+    ///     .with_key_layout(KeyLayout::static_partition("idempotency#orders-api", "sk"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_key_layout(mut self, layout: KeyLayout) -> Self {
+        self.layout = Arc::new(layout);
+        self
+    }
+
+    /// The key layout in use.
+    pub fn key_layout(&self) -> &KeyLayout {
+        &self.layout
     }
 
     /// The SDK client.
@@ -139,9 +170,12 @@ impl DynamoDbStore {
         &self.names
     }
 
-    /// Checks that the table exists and is reachable, and that its replication keeps
-    /// the protocol's guarantees: call it at start-up so a misconfiguration is one
-    /// clear error instead of a failure (or a silent double execution) later.
+    /// Checks that the table exists and is reachable, that its key schema is the
+    /// [`KeyLayout`]'s (a partition key named as [`AttributeNames::partition_key`],
+    /// and the sort key of a static-partition layout, or none), and that its
+    /// replication keeps the protocol's guarantees: call it at start-up so a
+    /// misconfiguration is one clear error instead of a failure (or a silent double
+    /// execution) later.
     ///
     /// A global table in multi-Region eventual consistency is refused
     /// ([`Error::UnsafeGlobalTable`]) unless [`with_single_region_keys`](Self::with_single_region_keys);
@@ -164,7 +198,10 @@ impl DynamoDbStore {
             .await
             .map_err(|e| map_sdk_error(e, &self.table))?;
         match described.table() {
-            Some(table) => self.check_replication(table),
+            Some(table) => {
+                self.check_key_schema(table)?;
+                self.check_replication(table)
+            }
             None => Ok(()),
         }
     }
@@ -181,7 +218,9 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|e| map_sdk_error(e, &self.table))?;
-        out.item().map(|item| decode(&self.names, item)).transpose()
+        out.item()
+            .map(|item| decode(&self.names, &self.layout, item))
+            .transpose()
     }
 
     /// The update expression that stores a response (compressed, or omitted when too
@@ -226,11 +265,54 @@ impl DynamoDbStore {
         }
     }
 
-    fn key(&self, partition_key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([(
-            self.names.partition_key.clone(),
-            AttributeValue::S(partition_key.to_owned()),
-        )])
+    /// The table key of the item that holds the record (or stats item) `record_key`.
+    pub(crate) fn key(&self, record_key: &str) -> HashMap<String, AttributeValue> {
+        self.layout.key(&self.names, record_key)
+    }
+
+    /// The record key an item (or a key-only index item) holds.
+    pub(crate) fn record_key_of(&self, item: &HashMap<String, AttributeValue>) -> Option<String> {
+        self.layout.record_key_of(&self.names, item)
+    }
+
+    /// The table's key schema is the layout's.
+    fn check_key_schema(&self, table: &aws_sdk_dynamodb::types::TableDescription) -> Result<()> {
+        use aws_sdk_dynamodb::types::KeyType;
+        let schema = table.key_schema();
+        // A description without a key schema (never from DynamoDB) is not checked.
+        if schema.is_empty() {
+            return Ok(());
+        }
+        let of = |kind: KeyType| {
+            schema
+                .iter()
+                .find(|k| k.key_type() == &kind)
+                .map(|k| k.attribute_name().to_owned())
+        };
+        let (hash, range) = (of(KeyType::Hash), of(KeyType::Range));
+        let expected_range = self.layout.sort_key().map(str::to_owned);
+        if hash.as_deref() == Some(self.names.partition_key.as_str()) && range == expected_range {
+            return Ok(());
+        }
+        let describe = |hash: Option<&str>, range: Option<&str>| match range {
+            Some(range) => format!("({}, {range})", hash.unwrap_or("?")),
+            None => format!("({})", hash.unwrap_or("?")),
+        };
+        Err(Error::StoreRejected {
+            message: format!(
+                "table {:?} is keyed {}, but the store's key layout needs {}: {}",
+                self.table,
+                describe(hash.as_deref(), range.as_deref()),
+                describe(Some(&self.names.partition_key), expected_range.as_deref()),
+                match &*self.layout {
+                    KeyLayout::StaticPartition { .. } =>
+                        "create the table with that sort key, or use KeyLayout::PartitionKey",
+                    _ =>
+                        "use KeyLayout::static_partition(value, sort_key) for a table with a sort key, or AttributeNames for another partition key name",
+                }
+            ),
+            source: None,
+        })
     }
 
     fn decode_optional(
@@ -238,7 +320,7 @@ impl DynamoDbStore {
         item: Option<&HashMap<String, AttributeValue>>,
     ) -> Option<Box<Record>> {
         let item = item.filter(|i| !i.is_empty())?;
-        match decode(&self.names, item) {
+        match decode(&self.names, &self.layout, item) {
             Ok(record) => Some(Box::new(record)),
             Err(e) => {
                 tracing::warn!(error = %e, "could not decode the previous idempotency record");
@@ -256,14 +338,14 @@ impl DynamoDbStore {
             .client
             .put_item()
             .table_name(&*self.table)
-            .set_item(Some(encode(n, &record)))
+            .set_item(Some(encode(n, &self.layout, &record)))
             // Record::may_begin_over, in DynamoDB's words.
             .condition_expression(
                 "attribute_not_exists(#pk) OR #exp < :now_s \
                  OR (#st = :pending AND #lease < :now_ms AND #fp = :fp) \
                  OR (#st = :errored AND #fp = :fp)",
             )
-            .expression_attribute_names("#pk", &n.partition_key)
+            .expression_attribute_names("#pk", self.layout.key_attribute(n))
             .expression_attribute_names("#exp", &n.expires_at)
             .expression_attribute_names("#st", &n.status)
             .expression_attribute_names("#lease", &n.lease_expires_at)
@@ -300,7 +382,7 @@ impl DynamoDbStore {
                 let Some(item) = failed.item() else {
                     return Ok(None);
                 };
-                let existing = decode(n, item)?;
+                let existing = decode(n, &self.layout, item)?;
                 // The SDK retries a PutItem whose response was lost (timeout, 500). If the
                 // first attempt was applied, the retry meets our own record: that is a
                 // successful begin, not a request in flight.

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::IndexStatus;
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::{Clock, SystemClock};
 use lambda_idempotency::ops::{Day, format_utc_millis, format_utc_secs};
-use lambda_idempotency::ops::{EXPIRY_INDEX, create_table, expiry_index_status, read_stats};
+use lambda_idempotency::ops::{
+    EXPIRY_INDEX, create_table_with_layout, expiry_index_status, read_stats,
+};
 use lambda_idempotency::record::{Record, Status};
 use lambda_idempotency::scope::Scope;
 use lambda_idempotency::store::Store;
@@ -23,15 +25,20 @@ pub async fn table_create(
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
     let names = store.attribute_names();
-    create_table(store.client(), store.table_name(), names).await?;
+    let layout = store.key_layout();
+    create_table_with_layout(store.client(), store.table_name(), names, layout).await?;
     let index = match expiry_index_status(store).await? {
         Some(IndexStatus::Active) | None => String::new(),
         // Added to an older table: DynamoDB backfills it first.
         Some(status) => format!(" (index {status}: usable by the sweeper once ACTIVE)"),
     };
+    let sort_key = match layout.sort_key() {
+        Some(sort_key) => format!(", sort key {sort_key} (S)"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "table {:?} is ready: partition key {} (S), TTL on {}, index {EXPIRY_INDEX} on ({}, {}){index}",
+        "table {:?} is ready: partition key {} (S){sort_key}, TTL on {}, index {EXPIRY_INDEX} on ({}, {}){index}",
         store.table_name(),
         names.partition_key,
         names.expires_at,

@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use lambda_idempotency::Error;
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 
 /// Operate a lambda-idempotency table: create it locally, inspect or purge one record,
 /// read the per-day statistics the sweeper keeps.
@@ -151,7 +151,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         .ok_or_else(|| {
             Failure::Message(format!("no table given: pass --table or set {ENV_TABLE}"))
         })?;
-    let store = DynamoDbStore::new(client().await, table);
+    let layout = KeyLayout::from_env().map_err(lambda_idempotency::Error::from)?;
+    let store = DynamoDbStore::new(client().await, table).with_key_layout(layout);
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Table {

@@ -13,7 +13,7 @@ use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::ops::Day;
 use lambda_idempotency::ops::{SweepOptions, sweep};
 use lambda_idempotency::scope::Scope;
-use lambda_idempotency::store::dynamodb::DynamoDbStore;
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, KeyLayout};
 use lambda_idempotency::store::{BeginOutcome, BeginRequest, Lease, Store};
 
 struct Output {
@@ -343,4 +343,52 @@ fn usage_errors() {
     let out = idem(&["inspect", "--route", "r"], "", &[]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--actor <ACTOR>"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_single_table_layout_from_the_environment() {
+    let _ = support::endpoint();
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    let layout = [
+        ("IDEMPOTENCY_STATIC_PARTITION_KEY", "idempotency#orders-api"),
+        ("IDEMPOTENCY_SORT_KEY", "sk"),
+    ];
+    let out = idem(&["table", "create", "--table", &table], "", &layout);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "table {table:?} is ready: partition key pk (S), sort key sk (S), TTL on expires_at, index expiry-index on (expiry_bucket, expires_at)\n"
+        )
+    );
+    let store = DynamoDbStore::new(support::client().await, table.clone())
+        .with_key_layout(KeyLayout::static_partition("idempotency#orders-api", "sk"));
+    store.check_table().await.unwrap();
+    let lease = begin(&store, "order-1").await;
+    let pk = lease.partition_key.clone();
+
+    let inspect = [&["inspect", "--table", &table][..], &ORDER[..]].concat();
+    let out = idem(&inspect, "", &layout);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.lines().next().unwrap(),
+        format!("partition key  {pk}")
+    );
+    // Without the layout, idem looks in the wrong place and says so plainly.
+    let out = idem(&inspect, "", &[]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.starts_with("idem: "), "{}", out.stderr);
+    // Half a layout is a clear error.
+    let out = idem(&inspect, "", &layout[..1]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("IDEMPOTENCY_SORT_KEY"),
+        "{}",
+        out.stderr
+    );
+
+    let purge = [&["purge", "--yes", "--table", &table][..], &ORDER[..]].concat();
+    let out = idem(&purge, "", &layout);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(store.read_record(&pk).await.unwrap().is_none());
 }
