@@ -5,6 +5,7 @@ SHELL := bash
 .DEFAULT_GOAL := test
 
 WITH_DYNAMODB := scripts/with-dynamodb-local.sh
+WITH_REDIS := scripts/with-redis.sh
 REQUIRE := scripts/require.sh
 
 .PHONY: test lint demo dynamodb-local lint-template build deploy local bench
@@ -30,13 +31,13 @@ define require_cargo_lambda
 	  exit 1; }
 endef
 
-## test: lint, then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local
+## test: lint, then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local and a fresh redis-server
 test: lint
 	@$(REQUIRE) cargo
-	$(WITH_DYNAMODB) scripts/cargo-test-all.sh
+	$(WITH_DYNAMODB) $(WITH_REDIS) scripts/cargo-test-all.sh
 
 # Each cargo feature of the library alone (and none) must build, lint-clean.
-FEATURES := http event batch dynamodb emf zstd macros ops testing
+FEATURES := http event batch dynamodb redis emf zstd macros ops testing
 
 ## lint: rustfmt check, clippy with warnings as errors (also for each feature alone), the crates package and build as published, and no shell pipeline that SIGPIPE can fail
 lint:

@@ -63,13 +63,16 @@ pub struct AtomicWrites {
 }
 
 tokio::task_local! {
-    static CURRENT: AtomicWrites;
+    /// `None` inside a request whose store does not commit atomically, so an inner
+    /// request (an idempotent function on another store) never sees the writes of the
+    /// request around it.
+    static CURRENT: Option<AtomicWrites>;
 }
 
 impl AtomicWrites {
     /// The current request's writes, when its layer and store commit atomically.
     pub fn current() -> Option<AtomicWrites> {
-        CURRENT.try_with(Clone::clone).ok()
+        CURRENT.try_with(Clone::clone).ok().flatten()
     }
 
     /// Queues a write (Put, Update, Delete or ConditionCheck on the handler's tables).
@@ -102,7 +105,14 @@ impl AtomicWrites {
 
     /// Runs `f` with these writes as the current ones.
     pub(crate) async fn scope<F: std::future::Future>(self, f: F) -> F::Output {
-        CURRENT.scope(self, f).await
+        CURRENT.scope(Some(self), f).await
+    }
+
+    /// Runs `f` with no current writes: its store does not commit atomically, and
+    /// the writes of a request around it must not be queued by it (they would commit
+    /// with the outer request, or never, while `f`'s own record says done).
+    pub(crate) async fn without<F: std::future::Future>(f: F) -> F::Output {
+        CURRENT.scope(None, f).await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TransactWriteItem>> {

@@ -148,12 +148,18 @@ pub enum ConfigError {
         /// The variable's name.
         name: &'static str,
     },
+    /// A [`KeyLayout`](crate::store::dynamodb::KeyLayout) that cannot key records.
+    #[error("invalid key layout: {reason}")]
+    InvalidKeyLayout {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An event layer was built without a way to find the key.
     #[error("no idempotency key source: set a JSON pointer or a key function")]
     MissingKeySource,
     /// A JSON pointer or [selector](crate::event::Selector) is malformed: a pointer
     /// that does not start with `/`, an unknown step, a bad `~` escape.
-    #[error("{pointer:?} is not a valid selector: {reason}")]
+    #[error("invalid selector: {reason}")]
     InvalidJsonPointer {
         /// The pointer or selector given.
         pointer: String,

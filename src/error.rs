@@ -74,6 +74,20 @@ pub enum Error {
         regions: Vec<String>,
     },
 
+    /// The table's key schema is not the one the DynamoDB store's `KeyLayout` and
+    /// attribute names need (see
+    /// `DynamoDbStore::check_table`).
+    #[error(
+        "idempotency table {table:?} is keyed {actual}, but the store's key layout needs {expected}: create the table with that key, or configure the store's AttributeNames and KeyLayout to match the table"
+    )]
+    KeySchemaMismatch {
+        /// The table name.
+        table: String,
+        /// The key the store needs, e.g. `(pk)` or `(pk, sk)`.
+        expected: String,
+        /// The table's key.
+        actual: String,
+    },
     /// A stored record could not be decoded. Its message leaves the partition key
     /// out: the key holds the raw actor, which logs must never show.
     #[error("an idempotency record is corrupt: {reason}")]
@@ -102,6 +116,7 @@ impl Error {
             Self::CorruptRecord { .. } => "Idempotency.CorruptRecord",
             Self::TransactionTooLarge { .. } => "Idempotency.TransactionTooLarge",
             Self::UnsafeGlobalTable { .. } => "Idempotency.UnsafeGlobalTable",
+            Self::KeySchemaMismatch { .. } => "Idempotency.KeySchemaMismatch",
         }
     }
 }

@@ -165,7 +165,7 @@ impl IdempotentFunction {
         }
         let payload = serde_json::to_value(input)
             .map_err(|e| IdempotencyError::InvalidPayload(e.to_string()))?;
-        run_idempotent(&self.settings, payload, deadline_ms, started, f).await
+        run_idempotent(&self.settings, payload, deadline_ms, started, f, None).await
     }
 }
 

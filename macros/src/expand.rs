@@ -397,6 +397,41 @@ fn check_args(args: &Args, handler: &Handler<'_>) -> Result<(), Error> {
                      `#[idempotent(key = \"/order/id\")]` for an argument `order`",
                 ));
             }
+            // The input is an object by argument name: a selector that does not start
+            // with one can never match (a handler whose argument type was not
+            // recognised, with a key meant for its payload, ends here).
+            let names: Vec<String> = handler.args.iter().map(|(n, _)| n.to_string()).collect();
+            let selectors = args.key.iter().chain(&args.payload).flat_map(|p| &p.value);
+            for selector in selectors {
+                let text = selector.value();
+                let first = text.split('|').next().unwrap_or_default();
+                let Some(token) = first
+                    .strip_prefix('/')
+                    .map(|rest| rest.split('/').next().unwrap_or_default())
+                else {
+                    continue; // the whole input
+                };
+                let token = token
+                    .replace("~2", "|")
+                    .replace("~1", "/")
+                    .replace("~0", "~");
+                if !names.contains(&token) {
+                    errors.push(Error::new(
+                        selector.span(),
+                        format!(
+                            "{text:?} does not start with an argument: this is a plain function, \
+                             whose input is its arguments by name ({}), e.g. \"/{}/...\"; \
+                             a Lambda handler takes a `LambdaEvent<T>` or a `Request`",
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            names.first().map_or("arg", String::as_str),
+                        ),
+                    ));
+                }
+            }
         }
         Kind::Event => {
             if args.key.is_none() {

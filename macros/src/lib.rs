@@ -24,7 +24,7 @@ use syn::ItemFn;
 ///
 /// # Handlers
 ///
-/// The handler's one argument decides the layer:
+/// The first argument decides what the attribute builds:
 ///
 /// | signature | layer | the function becomes |
 /// |---|---|---|
@@ -57,10 +57,10 @@ use syn::ItemFn;
 /// |---|---|---|---|
 /// | `key = "/orderId"`, `key = ["/a", "/b"]` | event, function (required) | JSON pointers (RFC 6901) into the payload (or the arguments' object) whose values form the key ([`key_pointers`]); each empty or starting with `/`, optionally with `\|json` / `\|base64` steps into a string ([`Selector`]), e.g. `/body\|json/orderId` | — |
 /// | `payload = ["/amount", ...]` | event, function | the parts of the payload that tell a retry from a different event ([`payload_pointers`]) | the whole payload |
-/// | `expiry = "24h"` | both | how long a key is remembered: a whole number with `s`, `m`, `h` or `d`, or bare seconds, between `5m` and `72h`, checked at compile time; it wins over `IDEMPOTENCY_EXPIRY` | `IDEMPOTENCY_EXPIRY`, else 24 h |
-/// | `store = "env"` | both | [`DynamoDbStore::from_env`]: the table named by `IDEMPOTENCY_TABLE`, checked once per process | yes |
-/// | `store = "memory"` | both | a [`MemoryStore`] made once per process for this handler: for tests and demos, never shared between Lambda instances | |
-/// | `store = path::to::make_store` | both | your `async fn() -> Result<impl Store, lambda_idempotency::Error>`, called once per process | |
+/// | `expiry = "24h"` | all | how long a key is remembered: a whole number with `s`, `m`, `h` or `d`, or bare seconds, between `5m` and `72h`, checked at compile time; it wins over `IDEMPOTENCY_EXPIRY` | `IDEMPOTENCY_EXPIRY`, else 24 h |
+/// | `store = "env"` | all | [`DynamoDbStore::from_env`]: the table named by `IDEMPOTENCY_TABLE`, checked once per process | yes |
+/// | `store = "memory"` | all | a [`MemoryStore`] made once per process for this handler: for tests and demos, never shared between Lambda instances | |
+/// | `store = path::to::make_store` | all | your `async fn() -> Result<impl Store, lambda_idempotency::Error>`, called once per process | |
 /// | `name = "payments"` | event, function | the scope records are kept under ([`name`]); two handlers or functions sharing a table and a key space need different names | the function's name |
 ///
 /// HTTP handlers take their key from the `Idempotency-Key` header and compare

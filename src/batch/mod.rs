@@ -10,13 +10,18 @@
 //!
 //! | source | order | a failure |
 //! |---|---|---|
-//! | SQS standard | any; up to [`concurrency`](BatchProcessorBuilder::concurrency) records at once (default 1, in order) | that record is reported and redelivered; the others go on |
+//! | SQS standard | up to [`concurrency`](BatchProcessorBuilder::concurrency) keys at once (default 1: one record after the other, in order, except that copies of a key run right after its first record) | that record is reported and redelivered; the others go on |
 //! | SQS FIFO (ARN ends in `.fifo`) | in order within each message group; groups at once up to `concurrency` | the rest of that group is reported without running (its order must hold); other groups go on |
 //! | Kinesis, DynamoDB Streams | in order | a checkpoint: that record is reported and nothing after it runs; Lambda delivers again from it |
 //!
-//! Records of one batch that share a key run one after the other, whatever the
-//! concurrency, so a duplicate inside a batch runs once and the second copy is a
-//! success. A record is seen as JSON (its `aws_lambda_events` form) by the key and
+//! Records of one SQS standard batch that share a key run one after the other,
+//! whatever the concurrency, so a duplicate inside a batch runs once and the second
+//! copy is a success; so do copies within one FIFO message group, and within a
+//! Kinesis or DynamoDB Streams batch (which run in order). On a FIFO queue with a
+//! concurrency above 1, the same key in two different message groups can meet in
+//! flight: the later one is reported and replays when redelivered. A record whose key
+//! completed earlier is a success without reading its stored output, so an output type
+//! that changed between deployments never fails a record that was processed. A record is seen as JSON (its `aws_lambda_events` form) by the key and
 //! payload [selectors](crate::event::Selector): `/body|json/paymentId` reaches into
 //! an SQS body, `/kinesis/data|base64|json/orderId` into Kinesis data. Each source
 //! keys by the record's own id and compares its content by default (see [`Sqs`],
@@ -26,10 +31,14 @@
 //! A record fails when: the handler returns `Err` (or panics: the panic is caught,
 //! logged and the record reported, so one poison record does not fail the whole
 //! batch forever); it has no key (unless [`MissingKey::PassThrough`]); its key was used
-//! with different content (`KeyMismatch`: redelivery will not help, so it goes to the
-//! queue's dead-letter queue after `maxReceiveCount`); the same key is in flight in
-//! another invocation; or the store cannot be reached. Each failure is logged with
-//! the record's identifier and why.
+//! with different content (`KeyMismatch`); the same key is in flight in another
+//! invocation; or the store cannot be reached. Each failure is logged with the
+//! record's identifier and why. A missing key or a `KeyMismatch` does not go away on
+//! redelivery: on SQS the record ends in the queue's dead-letter queue after
+//! `maxReceiveCount`; on Kinesis and DynamoDB Streams it is a checkpoint that holds
+//! the shard back until the event source mapping's `MaximumRetryAttempts` or
+//! `MaximumRecordAgeInSeconds` gives up on it (set them, with an on-failure
+//! destination), so choose keys and compared parts that a redelivery keeps.
 //!
 //! ```
 //! use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -79,7 +88,6 @@ use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 pub use source::{BatchSource, DynamoDbStreams, Kinesis, Sqs};
 
@@ -151,6 +159,7 @@ impl<S: BatchSource> BatchProcessor<S> {
     /// [module docs](self) for order and concurrency) and returns the partial batch
     /// response: the records that failed, for Lambda to deliver again. The output of
     /// each run is stored, so a record seen again is a success without running.
+    #[must_use = "return the response to Lambda: dropping it acknowledges every record, failed ones included"]
     pub async fn process<F, Fut, O, E>(
         &self,
         event: LambdaEvent<S::Event>,
@@ -159,7 +168,7 @@ impl<S: BatchSource> BatchProcessor<S> {
     where
         F: Fn(S::Record) -> Fut + Sync,
         Fut: Future<Output = Result<O, E>> + Send,
-        O: Serialize + DeserializeOwned,
+        O: Serialize,
         E: fmt::Display,
     {
         let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);

@@ -10,12 +10,36 @@ use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::source::{BatchSource, Order};
 use crate::event::service::run_idempotent;
 use crate::event::settings::EventSettings;
+
+/// A record handler's output as the engine stores it: the output itself, stored as
+/// the handler's own JSON; and what a replay gives back, without reading the stored
+/// output (a batch does not return it, so an output that cannot be read back, its
+/// type changed or too large to keep, must not fail a record that completed).
+enum Output<O> {
+    Ran(O),
+    Replayed,
+}
+
+impl<O: Serialize> Serialize for Output<O> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Ran(output) => output.serialize(serializer),
+            Self::Replayed => serializer.serialize_unit(),
+        }
+    }
+}
+
+impl<'de, O> serde::Deserialize<'de> for Output<O> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Ok(Self::Replayed)
+    }
+}
 
 /// One record, ready to run: its place in the batch, its JSON view, itself.
 struct Item<R> {
@@ -39,7 +63,7 @@ where
     S: BatchSource,
     F: Fn(S::Record) -> Fut + Sync,
     Fut: Future<Output = Result<O, E>> + Send,
-    O: Serialize + DeserializeOwned,
+    O: Serialize,
     E: fmt::Display,
 {
     let items = records.into_iter().enumerate().map(|(index, record)| Item {
@@ -117,7 +141,7 @@ async fn run_group<R, F, Fut, O, E>(
 where
     F: Fn(R) -> Fut,
     Fut: Future<Output = Result<O, E>>,
-    O: Serialize + DeserializeOwned,
+    O: Serialize,
     E: fmt::Display,
 {
     let mut failed = Vec::new();
@@ -147,11 +171,19 @@ async fn run_one<R, F, Fut, O, E>(
 where
     F: Fn(R) -> Fut,
     Fut: Future<Output = Result<O, E>>,
-    O: Serialize + DeserializeOwned,
+    O: Serialize,
     E: fmt::Display,
 {
     let started = Instant::now();
-    let run = run_idempotent(settings, view, deadline_ms, started, || handler(record));
+    let work = || async move { handler(record).await.map(Output::Ran) };
+    let run = run_idempotent(
+        settings,
+        view,
+        deadline_ms,
+        started,
+        work,
+        Some(|| Output::Replayed),
+    );
     match AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),

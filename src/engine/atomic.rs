@@ -26,12 +26,16 @@ impl Scope {
     }
 
     /// Runs `handler` with these writes as the current ones
-    /// ([`AtomicWrites::current`](crate::atomic::AtomicWrites::current)).
+    /// ([`AtomicWrites::current`](crate::atomic::AtomicWrites::current)), or with none
+    /// for a store that does not commit atomically (hiding the writes of any request
+    /// around it).
     pub(super) async fn run<F: Future>(&self, handler: F) -> F::Output {
         #[cfg(feature = "dynamodb")]
-        if let Some(writes) = &self.writes {
-            return writes.clone().scope(handler).await;
-        }
+        return match &self.writes {
+            Some(writes) => writes.clone().scope(handler).await,
+            None => crate::atomic::AtomicWrites::without(handler).await,
+        };
+        #[cfg(not(feature = "dynamodb"))]
         handler.await
     }
 

@@ -299,7 +299,7 @@ fn tokens(pointer: &str) -> Result<Vec<String>, String> {
     }
     let Some(rest) = pointer.strip_prefix('/') else {
         return Err(format!(
-            "{pointer:?} is not a JSON pointer (RFC 6901): it must be empty or start with '/'"
+            "{pointer:?} is not a JSON pointer (RFC 6901), which must be empty or start with '/'"
         ));
     };
     rest.split('/').map(unescape).collect()

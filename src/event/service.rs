@@ -102,23 +102,25 @@ where
     let payload = serde_json::to_value(&event.payload)
         .map_err(|e| IdempotencyError::InvalidPayload(e.to_string()))?;
     let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
-    run_idempotent(settings, payload, deadline, started, move || {
-        inner.call(event)
-    })
-    .await
+    let work = move || inner.call(event);
+    run_idempotent(settings, payload, deadline, started, work, None).await
 }
 
 /// One payload through the engine: draws the key, actor and fingerprint from
 /// `payload` (as JSON), then begins the scoped request inside a span that names its
 /// key, scope and actor hash (never the raw actor), and calls `work` at most once.
 /// What the event layer, idempotent functions and batches share. `deadline_ms` is
-/// the invocation's deadline (epoch ms, `0` when unknown).
+/// the invocation's deadline (epoch ms, `0` when unknown). `replay_as`, for a caller
+/// that does not use a replayed output (a batch), answers every replay without
+/// reading the stored output, so an output that cannot be read back (its type
+/// changed, or it was too large to keep) never fails a request that completed.
 pub(crate) async fn run_idempotent<O, E, F, Fut>(
     settings: &EventSettings,
     payload: serde_json::Value,
     deadline_ms: i64,
     started: Instant,
     work: F,
+    replay_as: Option<fn() -> O>,
 ) -> Result<O, IdempotencyError<E>>
 where
     F: FnOnce() -> Fut,
@@ -155,9 +157,17 @@ where
         actor_hash = %ActorHash(&actor),
     );
     let scope = Scope::new(settings.name.clone(), actor, key);
-    run(settings, work, deadline_ms, scope, fingerprint, started)
-        .instrument(span)
-        .await
+    run(
+        settings,
+        work,
+        replay_as,
+        deadline_ms,
+        scope,
+        fingerprint,
+        started,
+    )
+    .instrument(span)
+    .await
 }
 
 /// Begins the scoped event, answers the engine's decision, or runs the handler and
@@ -165,6 +175,7 @@ where
 async fn run<O, E, Fut>(
     settings: &EventSettings,
     work: impl FnOnce() -> Fut,
+    replay_as: Option<fn() -> O>,
     deadline: i64,
     scope: Scope,
     fingerprint: Fingerprint,
@@ -182,7 +193,7 @@ where
     let mut attempt = core.attempt(scope, fingerprint, expiry, deadline, report);
     let lease = match core.begin(&mut attempt, None).await {
         Decision::Run(lease) => lease,
-        decision => return decided(settings, &mut attempt.report, decision),
+        decision => return decided(settings, &mut attempt.report, decision, replay_as),
     };
 
     // The handler succeeded, so its record must complete whatever happens: an output
@@ -194,9 +205,12 @@ where
             Vec::new()
         }))
     };
-    // Only now is the handler called: calling it may already act (a service's
-    // `call` can do work before its future is polled).
-    let executed = core.execute(&mut attempt, &lease, work(), judge).await;
+    // Only now is the handler called (calling it may already act: a service's `call`
+    // can do work before its future is polled), and inside the engine's panic guard,
+    // so a handler that panics before its future starts still marks the record.
+    let executed = core
+        .execute(&mut attempt, &lease, async move { work().await }, judge)
+        .await;
     let report = &attempt.report;
     match executed {
         Executed::Done {
@@ -227,6 +241,7 @@ fn decided<O, E>(
     settings: &EventSettings,
     report: &mut Report<'_>,
     decision: Decision,
+    replay_as: Option<fn() -> O>,
 ) -> Result<O, IdempotencyError<E>>
 where
     O: DeserializeOwned,
@@ -247,7 +262,7 @@ where
         }
         Decision::Replay(record) => {
             report.finish(Outcome::Replayed, Some(record.status));
-            replay(settings, &record, key)
+            replay(settings, &record, key, replay_as)
         }
         Decision::Mismatch(record) => {
             report.finish(Outcome::Conflict, Some(record.status));
@@ -272,7 +287,16 @@ fn replay<O: DeserializeOwned, E>(
     settings: &EventSettings,
     record: &Record,
     key: String,
+    replay_as: Option<fn() -> O>,
 ) -> Result<O, IdempotencyError<E>> {
+    if let Some(replayed) = replay_as {
+        if let (Some(hook), Some(bytes)) = (&settings.on_replay, record.response.as_deref())
+            && let Ok(mut output) = serde_json::from_slice(bytes)
+        {
+            hook(&mut output, record);
+        }
+        return Ok(replayed());
+    }
     if let (None, Some(size)) = (&record.response, record.response_omitted) {
         tracing::warn!(size, "replay of an output that was too large to keep");
         return Err(IdempotencyError::StoredResponseUnreadable {

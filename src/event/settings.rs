@@ -162,6 +162,8 @@ macro_rules! payload_builder_methods {
         /// [`Record`](crate::record::Record) (when it was created, its key and
         /// scope). For example to mark the output as replayed, or to log. The
         /// handler does not run on a replay; neither does `f` on any other answer.
+        /// In a batch, which returns no outputs, `f` only observes (when the stored
+        /// output reads as JSON).
         pub fn on_replay(
             mut self,
             f: impl Fn(&mut serde_json::Value, &crate::record::Record) + Send + Sync + 'static,

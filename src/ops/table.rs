@@ -60,6 +60,7 @@ pub async fn create_table_with_layout(
     names: &AttributeNames,
     layout: &KeyLayout,
 ) -> Result<()> {
+    layout.check(names)?;
     let mut definitions = attribute_definitions(names, true)?;
     let mut key_schema = vec![key(&names.partition_key, KeyType::Hash)?];
     if let Some(sort_key) = layout.sort_key() {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Result;
-use crate::record::{Conflict, Record, Status};
+use crate::record::{Record, Status};
 
 /// Records in a map behind a mutex: for unit tests, the embedded demo, and
 /// single-process use. Every operation is atomic, like DynamoDB's conditional
@@ -122,19 +122,11 @@ impl Store for MemoryStore {
         let now_secs = self.clock.now_secs();
         let pk = request.scope.partition_key();
         let mut records = self.lock();
-        if let Some(existing) = records.get(pk) {
-            match existing.conflict_with(&request.fingerprint, now_ms, now_secs) {
-                Some(Conflict::Replay) => {
-                    return Ok(BeginOutcome::Replay(Box::new(existing.clone())));
-                }
-                Some(Conflict::InFlight) => {
-                    return Ok(BeginOutcome::InFlight(Box::new(existing.clone())));
-                }
-                Some(Conflict::Mismatch) => {
-                    return Ok(BeginOutcome::Mismatch(Box::new(existing.clone())));
-                }
-                None => {}
-            }
+        if let Some(existing) = records.get(pk)
+            && let Some(blocked) =
+                BeginOutcome::blocked_by(existing.clone(), &request.fingerprint, now_ms, now_secs)
+        {
+            return Ok(blocked);
         }
         let record = request.pending_record(now_ms);
         let lease = record.lease();

@@ -11,8 +11,9 @@
 //!   token is still the caller's (fencing). A holder whose lease was taken over gets
 //!   [`WriteOutcome::LeaseLost`] and writes nothing.
 //!
-//! Backends: [`MemoryStore`] (tests, the embedded demo) and
-//! [`DynamoDbStore`](dynamodb::DynamoDbStore). Both run the same behaviour suite.
+//! Backends: [`MemoryStore`] (tests, the embedded demo),
+//! [`DynamoDbStore`](dynamodb::DynamoDbStore) and (feature `redis`)
+//! `redis::RedisStore`. All run the same behaviour suite.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ mod cache;
 pub mod dynamodb;
 pub(crate) mod fit;
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 pub use cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES};
 pub use memory::MemoryStore;
@@ -79,6 +83,26 @@ pub enum BeginOutcome {
     InFlight(Box<Record>),
     /// A different request used this key.
     Mismatch(Box<Record>),
+}
+
+impl BeginOutcome {
+    /// How a begin that `existing` blocks is answered: replay it, report it in flight,
+    /// or refuse a different request (the rules of [`Record::conflict_with`]); `None`
+    /// when the rules let the request begin over it after all.
+    pub(crate) fn blocked_by(
+        existing: Record,
+        fingerprint: &Fingerprint,
+        now_ms: i64,
+        now_secs: i64,
+    ) -> Option<Self> {
+        let conflict = existing.conflict_with(fingerprint, now_ms, now_secs)?;
+        let existing = Box::new(existing);
+        Some(match conflict {
+            crate::record::Conflict::Replay => Self::Replay(existing),
+            crate::record::Conflict::InFlight => Self::InFlight(existing),
+            crate::record::Conflict::Mismatch => Self::Mismatch(existing),
+        })
+    }
 }
 
 /// The result of [`Store::complete`], [`TransactionalStore::complete_with_writes`] and

@@ -3,7 +3,8 @@
 //! ([`client`], [`fresh_table`]), a call-counting interceptor ([`CallCounter`]), a
 //! store that fails on cue ([`faults`]), canned SDK answers DynamoDB Local cannot
 //! give ([`canned`]), a DynamoDB Local a test can kill ([`process`]), the sample
-//! events ([`events`]) and log capture that other tests cannot blind ([`logs`]).
+//! events ([`events`]), log capture that other tests cannot blind ([`logs`]), and
+//! stores over the test redis-server ([`redis_store`]).
 //!
 //! The store behaviour suite is not here: it is the library's `testing` feature, so
 //! a store written outside this repository runs it too.
@@ -15,9 +16,11 @@ pub mod events;
 pub mod faults;
 pub mod logs;
 pub mod process;
+mod redis;
 
 pub use calls::CallCounter;
 pub use dynamodb_local::{
     client, client_for, counting_client, endpoint, fresh_pk_table, fresh_table,
     fresh_table_with_layout, sdk_config,
 };
+pub use redis::{redis_store, redis_url};

@@ -173,7 +173,8 @@ async fn poison_records_fail_alone_and_a_reused_key_is_refused() {
     let runs = Runs::default();
     let handler = |m| apply(runs.clone(), m);
     // pay-001 completes with 1000 cents first.
-    batch.process(event("sqs-payments.batch"), handler).await;
+    let first = batch.process(event("sqs-payments.batch"), handler).await;
+    assert_eq!(failed_sqs(&first), Vec::<String>::new());
     // Message 4 is fine; 5 is not JSON (no key); 6 has a negative amount (the
     // handler fails); 7 reuses pay-001 with another amount (KeyMismatch).
     let response = batch
@@ -427,4 +428,45 @@ fn the_batch_future_is_send_so_a_lambda_runtime_handler_can_await_it() {
         apply(runs.clone(), m)
     });
     assert_send(&future);
+}
+
+#[tokio::test]
+async fn a_completed_record_is_a_success_even_when_its_output_no_longer_reads() {
+    let batch = sqs_processor(MemoryStore::new());
+    let runs = Runs::default();
+    // The first deployment's handler returns a loose JSON value...
+    let first = batch
+        .process(event("sqs-payments.batch"), |m: SqsMessage| {
+            let runs = runs.clone();
+            async move {
+                runs.hit(&message_key(&m));
+                Ok::<_, String>(serde_json::json!({"entry": 1}))
+            }
+        })
+        .await;
+    assert_eq!(failed_sqs(&first), Vec::<String>::new());
+
+    // ... the next one a stricter type the stored outputs do not fit, and one output
+    // too large to keep: redelivered records are still successes, and nothing reruns.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Strict {
+        ledger_entry_id: String,
+    }
+    let again = batch
+        .process(event("sqs-payments.redelivered"), |m: SqsMessage| {
+            let runs = runs.clone();
+            async move {
+                runs.hit(&message_key(&m));
+                Ok::<_, String>(Strict {
+                    ledger_entry_id: "x".repeat(2_000_000),
+                })
+            }
+        })
+        .await;
+    assert_eq!(failed_sqs(&again), Vec::<String>::new());
+    assert_eq!(runs.total(), 2, "pay-001 and pay-002 ran once each");
+}
+
+fn message_key(m: &SqsMessage) -> String {
+    body(m)["paymentId"].as_str().unwrap_or_default().to_owned()
 }

@@ -521,7 +521,7 @@ fn building_needs_a_key_source_and_valid_pointers() {
         ConfigError::InvalidJsonPointer {
             pointer: "orderId".into(),
             reason:
-                "\"orderId\" is not a JSON pointer (RFC 6901): it must be empty or start with '/'"
+                "\"orderId\" is not a JSON pointer (RFC 6901), which must be empty or start with '/'"
                     .into()
         }
     );
@@ -769,4 +769,29 @@ async fn an_event_layer_may_remember_keys_for_weeks_within_its_own_bounds() {
     clock.advance(13 * DAY);
     service.oneshot(event(payload)).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_before_its_future_starts_still_frees_its_key() {
+    let (clock, store) = setup();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    // `call` panics on the first event, before it returns a future.
+    let handler = service_fn(move |e: LambdaEvent<Value>| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("the handler panicked while building its future");
+        }
+        async move { Ok::<_, Error>(json!({"amount": e.payload["amount"]})) }
+    });
+    let service = builder(&clock, &store).build().unwrap().layer(handler);
+    let payload = json!({"paymentId": "p-early-panic", "amount": 3});
+    let panicked = std::panic::AssertUnwindSafe(service.clone().oneshot(event(payload.clone())))
+        .catch_unwind()
+        .await;
+    assert!(panicked.is_err(), "the panic is re-raised");
+    let record = store.get(&pk("p-early-panic")).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Errored, "not left PENDING");
+    let retried = service.oneshot(event(payload)).await.unwrap();
+    assert_eq!(retried, json!({"amount": 3}));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

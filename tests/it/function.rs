@@ -265,6 +265,12 @@ async fn a_function_called_by_an_idempotent_handler_inherits_its_deadline() {
         clock.now_millis() + Duration::from_secs(15 * 60).as_millis() as i64,
         "no deadline known: the maximum lease"
     );
+    // The handler's own retry replays; neither the handler nor the step runs again.
+    let again = service
+        .oneshot(LambdaEvent::new(payload, context))
+        .await
+        .unwrap();
+    assert_eq!(again, out);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
@@ -288,4 +294,42 @@ async fn an_input_that_is_not_json_is_a_typed_error_and_nothing_runs() {
         "{result:?}"
     );
     assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_function_on_another_store_never_queues_the_writes_of_the_request_around_it() {
+    use lambda_idempotency::atomic::AtomicWrites;
+    let client = support::client().await;
+    let table = support::fresh_table(&client, &AttributeNames::default()).await;
+    // The handler's layer commits atomically (DynamoDB); the step inside it keeps
+    // its records in memory, where nothing can join that transaction.
+    let layer = EventIdempotencyLayer::builder(DynamoDbStore::new(client, table))
+        .name("outer")
+        .key_pointer("/paymentId")
+        .build()
+        .unwrap();
+    let step = IdempotentFunction::builder("inner-step", MemoryStore::new())
+        .key_pointer("/paymentId")
+        .build()
+        .unwrap();
+    let service = layer.layer(service_fn(move |event: LambdaEvent<Value>| {
+        let step = step.clone();
+        async move {
+            let outer_sees_writes = AtomicWrites::current().is_some();
+            let inner_sees_writes: bool = step
+                .call(&event.payload, || async {
+                    Ok::<_, Error>(AtomicWrites::current().is_some())
+                })
+                .await?;
+            Ok::<_, Error>(json!([outer_sees_writes, inner_sees_writes]))
+        }
+    }));
+    let out = service
+        .oneshot(LambdaEvent::new(
+            json!({"paymentId": "p-nested"}),
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out, json!([true, false]));
 }

@@ -28,3 +28,4 @@ mod reliability_outage;
 mod store_cached;
 mod store_dynamodb;
 mod store_memory;
+mod store_redis;

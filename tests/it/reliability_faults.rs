@@ -4,10 +4,10 @@
 //! outside the transaction, exactly where the README says the guarantee ends), never
 //! a key stuck beyond its lease, and always a clear answer.
 //!
-//! Each scenario runs over the in-memory store and over DynamoDB Local (the real SDK
-//! path); the atomic-completion scenarios need DynamoDB. Time is a manual clock, so
-//! leases lapse without sleeping. Needs `AWS_ENDPOINT_URL_DYNAMODB`: run with
-//! `make test`.
+//! Each scenario runs over the in-memory store, over DynamoDB Local (the real SDK
+//! path) and over a real redis-server; the atomic-completion scenarios need DynamoDB.
+//! Time is a manual clock, so leases lapse without sleeping. Needs
+//! `AWS_ENDPOINT_URL_DYNAMODB` and `IDEMPOTENCY_TEST_REDIS_URL`: run with `make test`.
 
 use crate::faults;
 use crate::support;
@@ -75,6 +75,12 @@ impl Fixture {
         let table = support::fresh_table(&client, &AttributeNames::default()).await;
         let store: Arc<dyn Store> =
             Arc::new(DynamoDbStore::new(client, table).with_clock(clock.clone()));
+        Self::new(store, clock, None)
+    }
+
+    async fn redis() -> Self {
+        let clock = ManualClock::new(SystemClock.now_millis());
+        let store: Arc<dyn Store> = Arc::new(support::redis_store(clock.clone()).await);
         Self::new(store, clock, None)
     }
 
@@ -585,6 +591,17 @@ scenarios!(memory:
 );
 
 scenarios!(dynamodb:
+    begin_unavailable,
+    begin_answer_lost,
+    complete_unavailable_then_back,
+    complete_answer_lost,
+    complete_down_for_the_whole_lease,
+    fail_unavailable_after_a_handler_error,
+    handler_panics,
+    run_past_its_deadline,
+);
+
+scenarios!(redis:
     begin_unavailable,
     begin_answer_lost,
     complete_unavailable_then_back,

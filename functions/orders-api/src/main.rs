@@ -10,7 +10,7 @@ use function_support::required_env;
 use lambda_http::Error;
 use lambda_idempotency::config::IdempotencyConfig;
 use lambda_idempotency::http::IdempotencyLayer;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::DynamoDbRepo;
 use orders_api::{ENV_ORDERS_TABLE, OrdersApi, ROUTE_TEMPLATES, service};
@@ -28,7 +28,8 @@ async fn run() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    let store = DynamoDbStore::new(client.clone(), idempotency_table);
+    let store = DynamoDbStore::new(client.clone(), idempotency_table)
+        .with_key_layout(KeyLayout::from_env()?);
     store.check_table().await?;
     let repo = DynamoDbRepo::new(client, orders_table);
     repo.check_table().await?;

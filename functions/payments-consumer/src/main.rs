@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use function_support::required_env;
 use lambda_idempotency::config::IdempotencyConfig;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE};
+use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use payments_consumer::ledger::DynamoDbLedger;
 use payments_consumer::{Consumer, ENV_LEDGER_TABLE};
@@ -24,7 +24,8 @@ async fn run() -> Result<(), Error> {
     let ledger_table = required_env(ENV_LEDGER_TABLE, "a DynamoDB table")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let store = DynamoDbStore::new(client.clone(), idempotency_table);
+    let store = DynamoDbStore::new(client.clone(), idempotency_table)
+        .with_key_layout(KeyLayout::from_env()?);
     store.check_table().await?;
     let ledger = DynamoDbLedger::new(client, ledger_table);
     ledger.check_table().await?;

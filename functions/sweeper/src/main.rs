@@ -26,6 +26,7 @@ async fn run() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
         .with_key_layout(KeyLayout::from_env()?);
+    store.check_key_layout().await?;
     check_expiry_index(&store).await?;
     let sweeper = Arc::new(Sweeper::new(store, options));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -63,6 +63,30 @@ pub struct AttributeNames {
     pub expiry_bucket: String,
 }
 
+impl AttributeNames {
+    /// Every attribute name, the partition key first.
+    pub(crate) fn all(&self) -> [&str; 16] {
+        [
+            &self.partition_key,
+            &self.status,
+            &self.fingerprint,
+            &self.lease_token,
+            &self.lease_expires_at,
+            &self.expires_at,
+            &self.response,
+            &self.response_encoding,
+            &self.response_omitted,
+            &self.created_at,
+            &self.updated_at,
+            &self.route,
+            &self.actor,
+            &self.key,
+            &self.format,
+            &self.expiry_bucket,
+        ]
+    }
+}
+
 impl Default for AttributeNames {
     fn default() -> Self {
         Self {

@@ -93,6 +93,29 @@ impl KeyLayout {
         }
     }
 
+    /// Checks that a static partition's value and sort key are not empty, and that
+    /// the sort key is none of the record's attributes (it would be overwritten, and
+    /// records would collide): [`ConfigError::InvalidKeyLayout`].
+    /// [`DynamoDbStore::check_table`](super::DynamoDbStore::check_table) and
+    /// `create_table_with_layout` call it.
+    pub fn check(&self, names: &AttributeNames) -> Result<(), ConfigError> {
+        let Self::StaticPartition { value, sort_key } = self else {
+            return Ok(());
+        };
+        let invalid = |reason: String| Err(ConfigError::InvalidKeyLayout { reason });
+        if value.is_empty() || sort_key.is_empty() {
+            return invalid(
+                "the static partition key value and the sort key must not be empty".to_owned(),
+            );
+        }
+        if names.all().contains(&sort_key.as_str()) {
+            return invalid(format!(
+                "the sort key {sort_key:?} is also one of the record's attributes (AttributeNames)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The attribute that holds a record's key.
     pub(crate) fn key_attribute<'a>(&'a self, names: &'a AttributeNames) -> &'a str {
         self.sort_key().unwrap_or(&names.partition_key)
@@ -117,12 +140,20 @@ impl KeyLayout {
         }
     }
 
-    /// The record's key in `item` (a record or a key-only index item), if present.
+    /// The record's key in `item` (a record or a key-only index item), if it is one
+    /// of this layout's: an item under another static partition of a shared table
+    /// is not.
     pub(crate) fn record_key_of(
         &self,
         names: &AttributeNames,
         item: &HashMap<String, AttributeValue>,
     ) -> Option<String> {
+        if let Self::StaticPartition { value, .. } = self {
+            match item.get(&names.partition_key) {
+                Some(AttributeValue::S(partition)) if partition == value => {}
+                _ => return None,
+            }
+        }
         match item.get(self.key_attribute(names)) {
             Some(AttributeValue::S(key)) => Some(key.clone()),
             _ => None,

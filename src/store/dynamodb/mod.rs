@@ -29,7 +29,7 @@ use super::{BeginOutcome, BeginRequest, Lease, Store, TransactionalStore, WriteO
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
-use crate::record::{Conflict, Record, Status};
+use crate::record::{Record, Status};
 
 pub(crate) mod codec;
 pub(crate) mod errors;
@@ -197,11 +197,31 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|e| map_sdk_error(e, &self.table))?;
+        self.layout.check(&self.names)?;
         match described.table() {
             Some(table) => {
                 self.check_key_schema(table)?;
                 self.check_replication(table)
             }
+            None => Ok(()),
+        }
+    }
+
+    /// Checks only that the table exists and that its key schema is the
+    /// [`KeyLayout`]'s ([`Error::KeySchemaMismatch`] otherwise): what an operator tool
+    /// needs before it reads records (`idem` calls it), without
+    /// [`check_table`](Self::check_table)'s replication rules.
+    pub async fn check_key_layout(&self) -> Result<()> {
+        self.layout.check(&self.names)?;
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, &self.table))?;
+        match described.table() {
+            Some(table) => self.check_key_schema(table),
             None => Ok(()),
         }
     }
@@ -298,20 +318,10 @@ impl DynamoDbStore {
             Some(range) => format!("({}, {range})", hash.unwrap_or("?")),
             None => format!("({})", hash.unwrap_or("?")),
         };
-        Err(Error::StoreRejected {
-            message: format!(
-                "table {:?} is keyed {}, but the store's key layout needs {}: {}",
-                self.table,
-                describe(hash.as_deref(), range.as_deref()),
-                describe(Some(&self.names.partition_key), expected_range.as_deref()),
-                match &*self.layout {
-                    KeyLayout::StaticPartition { .. } =>
-                        "create the table with that sort key, or use KeyLayout::PartitionKey",
-                    _ =>
-                        "use KeyLayout::static_partition(value, sort_key) for a table with a sort key, or AttributeNames for another partition key name",
-                }
-            ),
-            source: None,
+        Err(Error::KeySchemaMismatch {
+            table: self.table.to_string(),
+            expected: describe(Some(&self.names.partition_key), expected_range.as_deref()),
+            actual: describe(hash.as_deref(), range.as_deref()),
         })
     }
 
@@ -392,16 +402,12 @@ impl DynamoDbStore {
                         replaced: None,
                     }));
                 }
-                Ok(existing
-                    .conflict_with(&request.fingerprint, now_ms, now_secs)
-                    .map(|conflict| {
-                        let existing = Box::new(existing);
-                        match conflict {
-                            Conflict::Replay => BeginOutcome::Replay(existing),
-                            Conflict::InFlight => BeginOutcome::InFlight(existing),
-                            Conflict::Mismatch => BeginOutcome::Mismatch(existing),
-                        }
-                    }))
+                Ok(BeginOutcome::blocked_by(
+                    existing,
+                    &request.fingerprint,
+                    now_ms,
+                    now_secs,
+                ))
             }
             Err(e) => Err(map_sdk_error(e, &self.table)),
         }

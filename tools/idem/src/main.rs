@@ -154,16 +154,29 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let layout = KeyLayout::from_env().map_err(lambda_idempotency::Error::from)?;
     let store = DynamoDbStore::new(client().await, table).with_key_layout(layout);
     let mut out = std::io::stdout().lock();
+    // Before reading records: a table keyed for another layout is one clear line, not
+    // DynamoDB's "number of conditions on the keys is invalid". Arguments are checked
+    // first, without a call.
+    let checked = || store.check_key_layout();
     match cli.command {
         Command::Table {
             action: TableAction::Create,
         } => commands::table_create(&store, &mut out).await,
-        Command::Inspect(record) => commands::inspect(&store, &record.scope()?, &mut out).await,
-        Command::Purge { record, yes } => {
-            let stdin = std::io::stdin();
-            commands::purge(&store, &record.scope()?, yes, &mut stdin.lock(), &mut out).await
+        Command::Inspect(record) => {
+            let scope = record.scope()?;
+            checked().await?;
+            commands::inspect(&store, &scope, &mut out).await
         }
-        Command::Stats { days } => commands::stats(&store, days, &mut out).await,
+        Command::Purge { record, yes } => {
+            let scope = record.scope()?;
+            checked().await?;
+            let stdin = std::io::stdin();
+            commands::purge(&store, &scope, yes, &mut stdin.lock(), &mut out).await
+        }
+        Command::Stats { days } => {
+            checked().await?;
+            commands::stats(&store, days, &mut out).await
+        }
     }
 }
 

@@ -374,10 +374,15 @@ async fn a_single_table_layout_from_the_environment() {
         out.stdout.lines().next().unwrap(),
         format!("partition key  {pk}")
     );
-    // Without the layout, idem looks in the wrong place and says so plainly.
+    // Without the layout, idem says what the table is keyed by and what it expected.
     let out = idem(&inspect, "", &[]);
     assert_ne!(out.code, 0);
-    assert!(out.stderr.starts_with("idem: "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("is keyed (pk, sk), but the store's key layout needs (pk)"),
+        "{}",
+        out.stderr
+    );
     // Half a layout is a clear error.
     let out = idem(&inspect, "", &layout[..1]);
     assert_ne!(out.code, 0);

@@ -1,0 +1,445 @@
+//! The Redis (or Valkey) store: the same protocol as the DynamoDB store, each step
+//! one Lua script on one key (feature `redis`).
+//!
+//! A record is one hash, under a key of its own. Begin is one script that applies the
+//! begin rule of [`Record::may_begin_over`] (new, expired, `ERRORED` under the same
+//! request, `PENDING` with a lapsed lease under the same request) and returns the
+//! blocking record when it does not begin, so a replay, a conflict or an in-flight
+//! answer costs one round trip, as on DynamoDB. Complete and fail are scripts fenced
+//! on the lease token. The key expires with the record (`PEXPIREAT` at its expiry),
+//! and every read checks the expiry too, so an expired record is absent even before
+//! Redis evicts it.
+//!
+//! The client is [`redis`](https://docs.rs/redis) (redis-rs) on tokio: the most used
+//! Rust client, with a reconnecting multiplexed connection (`ConnectionManager`),
+//! cluster support, TLS (`rediss://`) and AUTH (`redis://user:password@host`) in its
+//! URL, and `Script`, which sends each script by its SHA-1 (`EVALSHA`) and loads it
+//! on the server's first "no such script". In cluster mode every key carries a hash
+//! tag derived from the record's key, so records spread over the slots and each
+//! script touches one slot.
+//!
+//! # What Redis does not give
+//!
+//! - **No atomic completion.** Redis is not where a handler's data lives, so there is
+//!   no transaction to join: [`Store::transactional`] is `None`, and the layers behave
+//!   exactly as with any non-transactional store (the handler writes directly; a
+//!   failure between its effect and the completion leaves the record `PENDING` until
+//!   its lease lapses).
+//! - **Failover.** Redis replicates asynchronously: a begin acknowledged by a primary
+//!   that fails before its replica received it is lost, and a retry on the promoted
+//!   replica begins again and runs the handler a second time. For exactly-once across
+//!   a failover, use a store whose writes are durable when acknowledged: DynamoDB,
+//!   or Amazon MemoryDB (a multi-AZ transaction log; its primary acknowledges a write
+//!   only once it is durable). `WAIT 1 <ms>` after each begin narrows the window on
+//!   Redis or ElastiCache but does not close it: Redis documents that a write
+//!   acknowledged by `WAIT` can still be lost in a failover.
+//! - **Size.** A Redis value may be up to 512 MB, but the store keeps the DynamoDB
+//!   store's size rule, so both behave alike and memory stays bounded: responses over
+//!   350 KB are compressed with zstd, and one still over 390 KB compressed is not kept
+//!   (the record completes without it; see the README's "Large responses").
+//!
+//! ```no_run
+//! use lambda_idempotency::store::redis::RedisStore;
+//!
+//! # async fn example() -> Result<(), lambda_idempotency::Error> {
+//! // From IDEMPOTENCY_REDIS_URL, e.g. rediss://default:secret@my-cache.serverless.euw1.cache.amazonaws.com:6379
+//! let store = RedisStore::from_env().await?;
+//! // Or a URL of your own:
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod scripts;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{RedisError, Script, Value};
+use sha2::{Digest, Sha256};
+
+use super::{BeginOutcome, BeginRequest, Lease, Store, WriteOutcome};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::ConfigError;
+use crate::error::{Error, Result};
+use crate::record::{Record, Status};
+use crate::store::fit::{Fitted, fit};
+use codec::field;
+
+/// Environment variable with the Redis URL (`redis://` or `rediss://` for TLS, with
+/// `user:password@` for AUTH).
+pub const ENV_REDIS_URL: &str = "IDEMPOTENCY_REDIS_URL";
+
+/// The key prefix when none is given.
+pub const DEFAULT_PREFIX: &str = "idempotency:";
+
+/// How many times begin re-tries when the script reports a blocking record that the
+/// rules would not let block (it cannot happen with one clock; kept as the DynamoDB
+/// store keeps it).
+const BEGIN_ATTEMPTS: usize = 3;
+
+/// Idempotency records in Redis or Valkey; see the [module docs](self).
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: Arc<str>,
+    clock: SharedClock,
+    begin: Arc<Script>,
+    fenced_update: Arc<Script>,
+}
+
+/// A standalone (or ElastiCache Serverless, or proxy) connection, or a cluster's.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "mode",
+                &match self.connection {
+                    Connection::Single(_) => "single",
+                    Connection::Cluster(_) => "cluster",
+                },
+            )
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server at `url` (`redis://host:port`, `rediss://` for TLS,
+    /// `redis://user:password@host:port/db` for AUTH and a database); the connection
+    /// reconnects by itself after a drop.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| invalid_url(url, e))?;
+        let manager = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Ok(Self::with_connection(Connection::Single(manager)))
+    }
+
+    /// Connects to a Redis Cluster (or ElastiCache / MemoryDB in cluster mode) through
+    /// one or more of its nodes' URLs.
+    pub async fn connect_cluster(urls: &[&str]) -> Result<Self> {
+        let client = redis::cluster::ClusterClient::new(urls.to_vec())
+            .map_err(|e| invalid_url(&urls.join(","), e))?;
+        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        Ok(Self::with_connection(Connection::Cluster(connection)))
+    }
+
+    /// Connects to the URL in `IDEMPOTENCY_REDIS_URL`.
+    pub async fn from_env() -> Result<Self> {
+        let url = std::env::var(ENV_REDIS_URL)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .ok_or(ConfigError::MissingEnv {
+                name: ENV_REDIS_URL,
+            })?;
+        Self::connect(&url).await
+    }
+
+    fn with_connection(connection: Connection) -> Self {
+        Self {
+            connection,
+            prefix: Arc::from(DEFAULT_PREFIX),
+            clock: Arc::new(SystemClock),
+            begin: Arc::new(Script::new(scripts::BEGIN)),
+            fenced_update: Arc::new(Script::new(scripts::FENCED_UPDATE)),
+        }
+    }
+
+    /// Puts every key under `prefix` (default [`DEFAULT_PREFIX`]), to share a server
+    /// with other data or give each test its own key space.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock (the scripts compare
+    /// against the time the store sends, as the DynamoDB store does).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The Redis key of the record `partition_key`: a hash tag of its own first (the
+    /// first 16 hex digits of its SHA-256), so cluster slots spread whatever the
+    /// prefix or the key contain, then the prefix and the key itself.
+    pub fn redis_key(&self, partition_key: &str) -> String {
+        let digest = Sha256::digest(partition_key.as_bytes());
+        let mut key = String::with_capacity(18 + self.prefix.len() + partition_key.len());
+        key.push('{');
+        for byte in &digest[..8] {
+            key.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            key.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+        }
+        key.push('}');
+        key.push_str(&self.prefix);
+        key.push_str(partition_key);
+        key
+    }
+
+    /// Checks that the server answers: call it at start-up.
+    pub async fn check(&self) -> Result<()> {
+        let pong: String = self.query(redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(Error::StoreRejected {
+                message: format!("PING answered {pong:?}"),
+                source: None,
+            })
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
+        match &self.connection {
+            Connection::Single(c) => query_on(c.clone(), cmd).await,
+            Connection::Cluster(c) => query_on(c.clone(), cmd).await,
+        }
+    }
+
+    async fn run(&self, script: &Script, key: &str, args: Vec<Vec<u8>>) -> Result<Value> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let result = match &self.connection {
+            Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+        };
+        result.map_err(map_error)
+    }
+
+    async fn begin_once(&self, request: &BeginRequest) -> Result<Option<BeginOutcome>> {
+        let now_ms = self.clock.now_millis();
+        let now_secs = self.clock.now_secs();
+        let record = request.pending_record(now_ms);
+        let mut args = vec![
+            now_ms.to_string().into_bytes(),
+            now_secs.to_string().into_bytes(),
+            request.fingerprint.as_str().as_bytes().to_vec(),
+            record
+                .expires_at
+                .saturating_mul(1000)
+                .to_string()
+                .into_bytes(),
+        ];
+        args.extend(codec::encode(&record));
+        let key = self.redis_key(&record.partition_key);
+        let (began, old) = flag_and_record(self.run(&self.begin, &key, args).await?)?;
+        if began {
+            return Ok(Some(BeginOutcome::Started {
+                lease: record.lease(),
+                replaced: decode_replaced(&old),
+            }));
+        }
+        let existing = codec::decode(&old)?;
+        // A begin whose answer was lost and was sent again meets its own record.
+        if existing.lease_token == record.lease_token {
+            return Ok(Some(BeginOutcome::Started {
+                lease: record.lease(),
+                replaced: None,
+            }));
+        }
+        Ok(BeginOutcome::blocked_by(
+            existing,
+            &request.fingerprint,
+            now_ms,
+            now_secs,
+        ))
+    }
+
+    async fn fenced_update(
+        &self,
+        lease: &Lease,
+        status: Status,
+        response: Option<&[u8]>,
+    ) -> Result<WriteOutcome> {
+        let now_ms = self.clock.now_millis();
+        let mut set: Vec<Vec<u8>> = vec![
+            field::STATUS.into(),
+            status.as_str().into(),
+            field::UPDATED.into(),
+            now_ms.to_string().into_bytes(),
+        ];
+        let mut remove: Vec<Vec<u8>> = Vec::new();
+        let mut omitted = None;
+        if let Some(bytes) = response {
+            match fit(bytes) {
+                Fitted::Plain => {
+                    set.extend([field::RESPONSE.into(), bytes.to_vec()]);
+                    remove.push(field::ENCODING.into());
+                }
+                Fitted::Zstd(compressed) => {
+                    set.extend([field::RESPONSE.into(), compressed]);
+                    set.extend([field::ENCODING.into(), codec::ZSTD.into()]);
+                }
+                Fitted::Omitted => {
+                    set.extend([field::OMITTED.into(), bytes.len().to_string().into_bytes()]);
+                    remove.extend([field::RESPONSE.into(), field::ENCODING.into()]);
+                    omitted = Some(bytes.len());
+                }
+            }
+        }
+        let mut args = vec![
+            lease.token.as_str().as_bytes().to_vec(),
+            set.len().to_string().into_bytes(),
+        ];
+        args.extend(set);
+        args.extend(remove);
+        let key = self.redis_key(&lease.partition_key);
+        let (written, current) = flag_and_record(self.run(&self.fenced_update, &key, args).await?)?;
+        let written_outcome = || match omitted {
+            Some(size) => WriteOutcome::WrittenWithoutResponse { size },
+            None => WriteOutcome::Written,
+        };
+        if written {
+            return Ok(written_outcome());
+        }
+        let current = decode_replaced(&current);
+        // An update whose answer was lost and was sent again meets the record as it
+        // wrote it: that is success.
+        if let Some(current) = &current
+            && current.already_written(lease, status, response)
+        {
+            return Ok(written_outcome());
+        }
+        Ok(WriteOutcome::LeaseLost { current })
+    }
+}
+
+async fn query_on<C: ConnectionLike, T: redis::FromRedisValue>(
+    mut connection: C,
+    cmd: redis::Cmd,
+) -> Result<T> {
+    cmd.query_async(&mut connection).await.map_err(map_error)
+}
+
+/// A script's answer: its leading `1` / `0`, and the record fields after it.
+fn flag_and_record(reply: Value) -> Result<(bool, Vec<Vec<u8>>)> {
+    let unexpected = |what: String| Error::StoreRejected {
+        message: format!("unexpected answer from the idempotency script: {what}"),
+        source: None,
+    };
+    let Value::Array(items) = reply else {
+        return Err(unexpected(format!("{reply:?}")));
+    };
+    let mut items = items.into_iter();
+    let flag = match items.next() {
+        Some(Value::Int(1)) => true,
+        Some(Value::Int(0)) => false,
+        other => return Err(unexpected(format!("flag {other:?}"))),
+    };
+    let mut fields = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::BulkString(bytes) => fields.push(bytes),
+            Value::SimpleString(text) => fields.push(text.into_bytes()),
+            other => return Err(unexpected(format!("field {other:?}"))),
+        }
+    }
+    Ok((flag, fields))
+}
+
+/// The record a script returned beside its answer, when there is one that decodes
+/// (a corrupt one is logged: it was overwritten, or is reported by `get`).
+fn decode_replaced(fields: &[Vec<u8>]) -> Option<Box<Record>> {
+    if fields.is_empty() {
+        return None;
+    }
+    match codec::decode(fields) {
+        Ok(record) => Some(Box::new(record)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not decode the previous idempotency record");
+            None
+        }
+    }
+}
+
+fn invalid_url(url: &str, e: RedisError) -> Error {
+    // The URL may hold a password: never repeat it.
+    let shown = url.split_once('@').map_or(url.to_owned(), |(_, host)| {
+        let scheme = url.split("://").next().unwrap_or("redis");
+        format!("{scheme}://***@{host}")
+    });
+    Error::Config(ConfigError::InvalidEnv {
+        name: ENV_REDIS_URL,
+        value: shown,
+        reason: e.to_string(),
+    })
+}
+
+fn unavailable(e: RedisError) -> Error {
+    Error::StoreUnavailable {
+        message: format!("Redis: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// Connection trouble is transient (the layer answers 503 and a retry may work);
+/// anything else (a script error, a wrong type, AUTH) will not go away by retrying.
+fn map_error(e: RedisError) -> Error {
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
+    {
+        unavailable(e)
+    } else {
+        Error::StoreRejected {
+            message: format!("Redis: {e}"),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn begin(&self, request: &BeginRequest) -> Result<BeginOutcome> {
+        for _ in 0..BEGIN_ATTEMPTS {
+            if let Some(outcome) = self.begin_once(request).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Error::StoreRejected {
+            message: "begin kept being blocked by a record the rules let it replace".to_owned(),
+            source: None,
+        })
+    }
+
+    async fn complete(&self, lease: &Lease, response: &[u8]) -> Result<WriteOutcome> {
+        self.fenced_update(lease, Status::Completed, Some(response))
+            .await
+    }
+
+    async fn fail(&self, lease: &Lease) -> Result<WriteOutcome> {
+        self.fenced_update(lease, Status::Errored, None).await
+    }
+
+    async fn get(&self, partition_key: &str) -> Result<Option<Record>> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(self.redis_key(partition_key));
+        let flat: Vec<Vec<u8>> = self.query(cmd).await?;
+        if flat.is_empty() {
+            return Ok(None);
+        }
+        let now_secs = self.clock.now_secs();
+        Ok(Some(codec::decode(&flat)?).filter(|record| !record.is_expired(now_secs)))
+    }
+
+    async fn delete(&self, partition_key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.redis_key(partition_key));
+        let deleted: i64 = self.query(cmd).await?;
+        Ok(deleted > 0)
+    }
+}
