@@ -47,6 +47,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -q -p lambda-idempotency -- -D warnings
 	cargo clippy -q -p lambda-idempotency --no-default-features -- -D warnings
+	cargo clippy -q -p orders-api --features redis --all-targets -- -D warnings
 	for feature in $(FEATURES); do \
 	  echo "== --no-default-features --features $$feature"; \
 	  cargo clippy -q -p lambda-idempotency --no-default-features --features $$feature -- -D warnings || exit 1; \
@@ -104,6 +105,7 @@ bench:
 	cargo build --release -p orders-api
 	cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3
 	$(WITH_DYNAMODB) cargo bench --bench end_to_end --bench cold_start
+	$(WITH_REDIS) cargo bench --bench end_to_end_redis
 
 .PHONY: idem
 idem:

@@ -140,6 +140,12 @@ pub mod __internals {
     pub mod fit {
         pub use crate::store::fit::*;
     }
+
+    /// The Redis store's own round trips, for the end-to-end bench's baseline.
+    #[cfg(feature = "redis")]
+    pub mod redis_raw {
+        pub use crate::store::redis::raw::Raw;
+    }
 }
 
 /// Support for `#[idempotent]`'s expansion; not a public API.

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod logs;
 pub mod process;
 mod redis;
+pub mod redis_process;
 
 pub use calls::CallCounter;
 pub use dynamodb_local::{

@@ -124,7 +124,7 @@ impl Drop for DynamoDbProcess {
 
 /// A port nothing listens on, below the kernel's ephemeral range when there is room,
 /// so that no outgoing connection takes it while the process is down.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())

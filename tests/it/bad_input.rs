@@ -476,6 +476,8 @@ fn counting_handler(
 /// Where records would land, and how to count them.
 enum Backend {
     Memory(MemoryStore),
+    /// A real redis-server; records are counted by the store's key prefix.
+    Redis(lambda_idempotency::store::redis::RedisStore),
     Dynamo {
         store: DynamoDbStore,
         calls: support::CallCounter,
@@ -486,14 +488,16 @@ impl Backend {
     fn builder(&self) -> IdempotencyLayerBuilder {
         match self {
             Self::Memory(store) => IdempotencyLayer::builder(store.clone()),
+            Self::Redis(store) => IdempotencyLayer::builder(store.clone()),
             Self::Dynamo { store, .. } => IdempotencyLayer::builder(store.clone()),
         }
     }
 
-    /// Operations sent to DynamoDB since the last look (none for the memory store).
+    /// Operations sent to DynamoDB since the last look (not counted for the memory
+    /// and Redis stores, whose refusals are checked by what they hold).
     fn store_calls(&self) -> Vec<&'static str> {
         match self {
-            Self::Memory(_) => Vec::new(),
+            Self::Memory(_) | Self::Redis(_) => Vec::new(),
             Self::Dynamo { calls, .. } => calls.take(),
         }
     }
@@ -502,6 +506,19 @@ impl Backend {
     async fn records(&self) -> usize {
         match self {
             Self::Memory(store) => store.len(),
+            Self::Redis(store) => {
+                let mut conn = redis::Client::open(support::redis_url())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("*}}{}*", store.prefix()))
+                    .query_async(&mut conn)
+                    .await
+                    .expect("KEYS on the test server");
+                keys.len()
+            }
             Self::Dynamo { store, calls } => {
                 let out = store
                     .client()
@@ -643,6 +660,12 @@ async fn every_malformed_input_is_refused_over_the_memory_store() {
 #[tokio::test]
 async fn every_malformed_input_is_refused_over_dynamodb_local() {
     refuse_every_case(dynamo_backend().await).await;
+}
+
+#[tokio::test]
+async fn every_malformed_input_is_refused_over_redis() {
+    let store = support::redis_store(lambda_idempotency::clock::SystemClock).await;
+    refuse_every_case(Backend::Redis(store)).await;
 }
 
 /// The refusals stop exactly at their limits: the accepted neighbours of the

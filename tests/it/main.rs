@@ -25,6 +25,7 @@ mod properties;
 mod reliability_concurrency;
 mod reliability_faults;
 mod reliability_outage;
+mod reliability_outage_redis;
 mod store_cached;
 mod store_dynamodb;
 mod store_memory;

@@ -31,19 +31,19 @@ use process::DynamoDbProcess;
 use tower::{BoxError, Layer, ServiceExt};
 
 /// Keys in the run; each is sent by two clients at once.
-const KEYS: usize = 60;
+pub(crate) const KEYS: usize = 60;
 /// Keys worked on at the same time.
-const WORKERS: usize = 8;
+pub(crate) const WORKERS: usize = 8;
 /// Longest a key may take to complete: far more than the outage, so hitting it means
 /// a key was stuck, not that the machine was slow.
 const KEY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause before a client sends again after a 409 or a 503.
 const CLIENT_BACKOFF: Duration = Duration::from_millis(100);
 
-type Handler = tower::util::BoxCloneSyncService<Request, Response<Body>, BoxError>;
+pub(crate) type Handler = tower::util::BoxCloneSyncService<Request, Response<Body>, BoxError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// The side effect happens in the handler (counted in memory).
     Plain,
     /// The side effect is a DynamoDB write committed with the completion.
@@ -62,25 +62,33 @@ struct Run {
     store: DynamoDbStore,
 }
 
-fn key_of(request: &Request) -> String {
+pub(crate) fn key_of(request: &Request) -> String {
     request.headers()["idempotency-key"]
         .to_str()
         .unwrap()
         .to_owned()
 }
 
-fn request(kind: Kind, key: &str) -> Request {
+/// A request as API Gateway invokes the function: its Lambda deadline 29 s away, so
+/// a request whose begin was applied but never answered (the store killed between
+/// the two) holds its key for at most the deadline plus the lease margin.
+pub(crate) fn request(kind: Kind, key: &str) -> Request {
     let route = match kind {
         Kind::Plain => "/plain",
         Kind::Atomic => "/atomic",
     };
-    lambda_http::http::Request::builder()
+    let request = lambda_http::http::Request::builder()
         .method("POST")
         .uri(route)
         .header("idempotency-key", key)
         .header("content-type", "application/json")
         .body(Body::from(r#"{"sku":"SKU-7","quantity":1}"#))
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
+        .as_millis();
+    support::events::with_deadline(request, i64::try_from(now_ms).unwrap() + 29_000)
 }
 
 impl Run {
@@ -178,7 +186,7 @@ impl Run {
     }
 }
 
-fn reply(key: &str, n: usize) -> Result<Response<Body>, Error> {
+pub(crate) fn reply(key: &str, n: usize) -> Result<Response<Body>, Error> {
     Ok(Response::builder()
         .status(201)
         .header("content-type", "application/json")
@@ -187,15 +195,15 @@ fn reply(key: &str, n: usize) -> Result<Response<Body>, Error> {
 
 /// What the clients saw over the whole run.
 #[derive(Debug, Default)]
-struct Seen {
-    originals: usize,
-    replays: usize,
-    in_flight: usize,
-    unavailable: usize,
-    unexpected: BTreeMap<String, usize>,
+pub(crate) struct Seen {
+    pub(crate) originals: usize,
+    pub(crate) replays: usize,
+    pub(crate) in_flight: usize,
+    pub(crate) unavailable: usize,
+    pub(crate) unexpected: BTreeMap<String, usize>,
 }
 
-fn text(body: &Body) -> String {
+pub(crate) fn text(body: &Body) -> String {
     match body {
         Body::Text(text) => text.clone(),
         Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
@@ -204,7 +212,12 @@ fn text(body: &Body) -> String {
 }
 
 /// Sends one key's request until it gets a 201 (fresh or replayed); returns its body.
-async fn client(service: Handler, kind: Kind, key: String, seen: Arc<Mutex<Seen>>) -> String {
+pub(crate) async fn client(
+    service: Handler,
+    kind: Kind,
+    key: String,
+    seen: Arc<Mutex<Seen>>,
+) -> String {
     let started = Instant::now();
     let mut last = String::new();
     loop {

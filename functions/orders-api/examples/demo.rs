@@ -2,7 +2,9 @@
 //! happened: status, whether the answer was a replay, and side effects counted.
 //!
 //! Runs in-process on the in-memory store (no Java, no AWS account). With
-//! `AWS_ENDPOINT_URL_DYNAMODB` set it uses DynamoDB there instead, in fresh tables.
+//! `AWS_ENDPOINT_URL_DYNAMODB` set it uses DynamoDB there instead, in fresh tables;
+//! with `IDEMPOTENCY_REDIS_URL` set (and the `redis` feature) the records go to Redis,
+//! under a key prefix of this run's own.
 //!
 //!     make demo
 
@@ -15,8 +17,8 @@ use lambda_idempotency::clock::ManualClock;
 use lambda_idempotency::config::IdempotencyConfig;
 use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer};
 use lambda_idempotency::ops::create_table;
-use lambda_idempotency::store::MemoryStore;
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
+use lambda_idempotency::store::{MemoryStore, Store};
 use orders_api::fixtures::{self, seed};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::{DynamoDbRepo, create_orders_table};
@@ -33,41 +35,54 @@ const GATEWAY_LATENCY: Duration = Duration::from_millis(300);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let clock = ManualClock::starting_now();
-    let (layer, repo, backend) = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
-        Ok(endpoint) if !endpoint.is_empty() => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let suffix = uuid::Uuid::new_v4().simple().to_string();
-            let (records, orders) = (
-                format!("demo-idempotency-{suffix}"),
-                format!("demo-orders-{suffix}"),
-            );
-            create_table(&client, &records, &AttributeNames::default()).await?;
-            create_orders_table(&client, &orders).await?;
-            let store = DynamoDbStore::new(client.clone(), &records).with_clock(clock.clone());
-            let layer = IdempotencyLayer::builder(store)
-                .clock(clock.clone())
-                .config(IdempotencyConfig::from_env()?)
-                .route_templates(ROUTE_TEMPLATES)
-                .build()?;
-            let repo: Arc<dyn OrdersRepo> = Arc::new(DynamoDbRepo::new(client, orders));
-            (
-                layer,
-                repo,
-                format!("DynamoDB at {endpoint} (tables {records}, demo-orders-{suffix})"),
-            )
-        }
-        _ => {
-            let store = MemoryStore::with_clock(clock.clone());
-            let layer = IdempotencyLayer::builder(store)
-                .clock(clock.clone())
-                .config(IdempotencyConfig::from_env()?)
-                .route_templates(ROUTE_TEMPLATES)
-                .build()?;
-            let repo: Arc<dyn OrdersRepo> = Arc::new(MemoryRepo::new());
-            (layer, repo, "the embedded in-memory store".to_owned())
-        }
-    };
+    // The orders: DynamoDB when an endpoint is set, else in memory.
+    let (repo, dynamodb): (Arc<dyn OrdersRepo>, _) =
+        match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+            Ok(endpoint) if !endpoint.is_empty() => {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let orders = format!("demo-orders-{}", uuid::Uuid::new_v4().simple());
+                create_orders_table(&client, &orders).await?;
+                let repo = Arc::new(DynamoDbRepo::new(client.clone(), &orders));
+                (repo, Some((client, endpoint, orders)))
+            }
+            _ => (Arc::new(MemoryRepo::new()), None),
+        };
+    // The records: Redis when IDEMPOTENCY_REDIS_URL is set (the `redis` feature), else
+    // DynamoDB when an endpoint is set, else the embedded in-memory store.
+    let (store, backend): (Arc<dyn Store>, String) =
+        match (orders_api::store::redis_url(), &dynamodb) {
+            (Some(url), _) => (
+                demo_redis(&url, &clock).await?,
+                format!(
+                    "Redis at {} for the records, {}",
+                    url.split_once('@').map_or(url.as_str(), |(_, host)| host),
+                    match &dynamodb {
+                        Some((_, endpoint, orders)) =>
+                            format!("DynamoDB at {endpoint} for the orders ({orders})"),
+                        None => "memory for the orders".to_owned(),
+                    }
+                ),
+            ),
+            (None, Some((client, endpoint, orders))) => {
+                let records = format!("demo-idempotency-{}", uuid::Uuid::new_v4().simple());
+                create_table(client, &records, &AttributeNames::default()).await?;
+                let store = DynamoDbStore::new(client.clone(), &records).with_clock(clock.clone());
+                (
+                    Arc::new(store),
+                    format!("DynamoDB at {endpoint} (tables {records}, {orders})"),
+                )
+            }
+            (None, None) => (
+                Arc::new(MemoryStore::with_clock(clock.clone())),
+                "the embedded in-memory store".to_owned(),
+            ),
+        };
+    let layer = IdempotencyLayer::builder(store)
+        .clock(clock.clone())
+        .config(IdempotencyConfig::from_env()?)
+        .route_templates(ROUTE_TEMPLATES)
+        .build()?;
     seed(&*repo).await?;
     let gateway = Arc::new(SimulatedGateway::new().with_latency(GATEWAY_LATENCY));
     let api = OrdersApi::new(Arc::clone(&repo), gateway).with_clock(clock.clone());
@@ -326,4 +341,21 @@ fn describe(response: &Response<Body>) -> String {
                 .map(|v| format!("({k} {v})"))
         })
         .unwrap_or_default()
+}
+
+/// The Redis store for this run: its own key prefix, the demo's clock.
+#[cfg(feature = "redis")]
+async fn demo_redis(url: &str, clock: &ManualClock) -> Result<Arc<dyn Store>, Error> {
+    let store = lambda_idempotency::store::redis::RedisStore::connect(url)
+        .await?
+        .with_prefix(format!("demo-{}:", uuid::Uuid::new_v4().simple()))
+        .with_clock(clock.clone());
+    store.check().await?;
+    Ok(Arc::new(store))
+}
+
+/// Without the `redis` feature: the same clear error as the function's.
+#[cfg(not(feature = "redis"))]
+async fn demo_redis(url: &str, _clock: &ManualClock) -> Result<Arc<dyn Store>, Error> {
+    orders_api::store::redis(url).await
 }

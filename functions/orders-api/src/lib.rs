@@ -17,6 +17,7 @@ pub mod api;
 pub mod fixtures;
 pub mod gateway;
 pub mod repo;
+pub mod store;
 
 pub use api::{OrdersApi, ROUTE_TEMPLATES};
 

@@ -1,8 +1,10 @@
 //! The orders API on Lambda: DynamoDB for records and side effects.
 //!
-//! Reads `IDEMPOTENCY_TABLE`, `ORDERS_TABLE`, optional `IDEMPOTENCY_EXPIRY` /
-//! `IDEMPOTENCY_MAX_LEASE`, and the SDK's usual settings (`AWS_ENDPOINT_URL_DYNAMODB`
-//! locally). A missing variable or table stops the start-up with a clear error.
+//! Reads `IDEMPOTENCY_TABLE` (or `IDEMPOTENCY_REDIS_URL` with the `redis` feature:
+//! the records in Redis, the orders still in DynamoDB), `ORDERS_TABLE`, optional
+//! `IDEMPOTENCY_EXPIRY` / `IDEMPOTENCY_MAX_LEASE`, and the SDK's usual settings
+//! (`AWS_ENDPOINT_URL_DYNAMODB` locally). A missing variable or table stops the
+//! start-up with a clear error.
 
 use std::sync::Arc;
 
@@ -10,7 +12,6 @@ use function_support::required_env;
 use lambda_http::Error;
 use lambda_idempotency::config::IdempotencyConfig;
 use lambda_idempotency::http::IdempotencyLayer;
-use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 use orders_api::gateway::SimulatedGateway;
 use orders_api::repo::dynamodb::DynamoDbRepo;
 use orders_api::{ENV_ORDERS_TABLE, OrdersApi, ROUTE_TEMPLATES, service};
@@ -23,14 +24,13 @@ async fn main() {
 async fn run() -> Result<(), Error> {
     function_support::init()?;
     let config = IdempotencyConfig::from_env()?;
-    let idempotency_table = required_env(ENV_TABLE, "a DynamoDB table")?;
-    let orders_table = required_env(ENV_ORDERS_TABLE, "a DynamoDB table")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    let store = DynamoDbStore::new(client.clone(), idempotency_table)
-        .with_key_layout(KeyLayout::from_env()?);
-    store.check_table().await?;
+    // The records' store first (a missing IDEMPOTENCY_TABLE is named before anything
+    // is called), then the orders' table.
+    let store = orders_api::store::from_env(&client).await?;
+    let orders_table = required_env(ENV_ORDERS_TABLE, "a DynamoDB table")?;
     let repo = DynamoDbRepo::new(client, orders_table);
     repo.check_table().await?;
 

@@ -50,6 +50,8 @@
 //! ```
 
 mod codec;
+#[cfg(feature = "testing")]
+pub(crate) mod raw;
 mod scripts;
 
 use std::fmt;
@@ -80,6 +82,11 @@ pub const DEFAULT_PREFIX: &str = "idempotency:";
 /// rules would not let block (it cannot happen with one clock; kept as the DynamoDB
 /// store keeps it).
 const BEGIN_ATTEMPTS: usize = 3;
+
+/// How many times a begin is sent when the connection fails (the first try
+/// included), and the pause before the second (doubling): about 350 ms in all.
+const SEND_ATTEMPTS: u32 = 4;
+const SEND_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Idempotency records in Redis or Valkey; see the [module docs](self).
 #[derive(Clone)]
@@ -119,14 +126,20 @@ impl RedisStore {
     /// reconnects by itself after a drop.
     pub async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| invalid_url(url, e))?;
-        let manager = ConnectionManager::new(client).await.map_err(unavailable)?;
+        let manager = ConnectionManager::new_with_config(client, connection_config())
+            .await
+            .map_err(unavailable)?;
         Ok(Self::with_connection(Connection::Single(manager)))
     }
 
     /// Connects to a Redis Cluster (or ElastiCache / MemoryDB in cluster mode) through
     /// one or more of its nodes' URLs.
     pub async fn connect_cluster(urls: &[&str]) -> Result<Self> {
-        let client = redis::cluster::ClusterClient::new(urls.to_vec())
+        let client = redis::cluster::ClusterClient::builder(urls.to_vec())
+            .retries(2)
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .build()
             .map_err(|e| invalid_url(&urls.join(","), e))?;
         let connection = client.get_async_connection().await.map_err(unavailable)?;
         Ok(Self::with_connection(Connection::Cluster(connection)))
@@ -161,6 +174,11 @@ impl RedisStore {
         self
     }
 
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Reads time from `clock` instead of the system clock (the scripts compare
     /// against the time the store sends, as the DynamoDB store does).
     #[must_use]
@@ -173,17 +191,7 @@ impl RedisStore {
     /// first 16 hex digits of its SHA-256), so cluster slots spread whatever the
     /// prefix or the key contain, then the prefix and the key itself.
     pub fn redis_key(&self, partition_key: &str) -> String {
-        let digest = Sha256::digest(partition_key.as_bytes());
-        let mut key = String::with_capacity(18 + self.prefix.len() + partition_key.len());
-        key.push('{');
-        for byte in &digest[..8] {
-            key.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            key.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-        }
-        key.push('}');
-        key.push_str(&self.prefix);
-        key.push_str(partition_key);
-        key
+        redis_key(&self.prefix, partition_key)
     }
 
     /// Checks that the server answers: call it at start-up.
@@ -218,10 +226,37 @@ impl RedisStore {
         result.map_err(map_error)
     }
 
-    async fn begin_once(&self, request: &BeginRequest) -> Result<Option<BeginOutcome>> {
+    /// Sends the begin script for `record`, again after a transient error (as the AWS
+    /// SDK resends a `PutItem`): an attempt that was applied but whose answer was
+    /// lost (a connection dropped, a server killed after its append-only file had the
+    /// write) is recognised by the next one, which meets its own token. Without this,
+    /// the key would stay `PENDING` under a request that never ran, until its lease
+    /// lapses.
+    async fn begin_resent(
+        &self,
+        request: &BeginRequest,
+        record: &Record,
+    ) -> Result<Option<BeginOutcome>> {
+        let mut delay = SEND_BACKOFF;
+        for attempt in 1..=SEND_ATTEMPTS {
+            match self.begin_once(request, record).await {
+                Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                outcome => return outcome,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn begin_once(
+        &self,
+        request: &BeginRequest,
+        record: &Record,
+    ) -> Result<Option<BeginOutcome>> {
         let now_ms = self.clock.now_millis();
         let now_secs = self.clock.now_secs();
-        let record = request.pending_record(now_ms);
         let mut args = vec![
             now_ms.to_string().into_bytes(),
             now_secs.to_string().into_bytes(),
@@ -232,7 +267,7 @@ impl RedisStore {
                 .to_string()
                 .into_bytes(),
         ];
-        args.extend(codec::encode(&record));
+        args.extend(codec::encode(record));
         let key = self.redis_key(&record.partition_key);
         let (began, old) = flag_and_record(self.run(&self.begin, &key, args).await?)?;
         if began {
@@ -316,6 +351,40 @@ impl RedisStore {
     }
 }
 
+/// How long connecting may take before a call fails as unavailable.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long an answer may take (a script on a large response included).
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A dropped connection is re-established once, quickly: a server that is down must
+/// be a fast 503 (a Lambda behind API Gateway has 29 s in all), not redis-rs's default
+/// of six reconnects with backoff, which kept a request waiting about 28 s here. The
+/// begin is resent on top of this (see `begin_resent`), and completions by the
+/// engine's own retries.
+fn connection_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(std::time::Duration::from_millis(50))
+        .set_max_delay(std::time::Duration::from_millis(200))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+/// See [`RedisStore::redis_key`].
+fn redis_key(prefix: &str, partition_key: &str) -> String {
+    let digest = Sha256::digest(partition_key.as_bytes());
+    let mut key = String::with_capacity(18 + prefix.len() + partition_key.len());
+    key.push('{');
+    for byte in &digest[..8] {
+        key.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        key.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    key.push('}');
+    key.push_str(prefix);
+    key.push_str(partition_key);
+    key
+}
+
 async fn query_on<C: ConnectionLike, T: redis::FromRedisValue>(
     mut connection: C,
     cmd: redis::Cmd,
@@ -384,14 +453,17 @@ fn unavailable(e: RedisError) -> Error {
     }
 }
 
-/// Connection trouble is transient (the layer answers 503 and a retry may work);
-/// anything else (a script error, a wrong type, AUTH) will not go away by retrying.
+/// Connection trouble, and what the server says will pass (loading its data after a
+/// restart, a cluster resharding or failing over), is transient: the layer answers
+/// 503 and a retry may work. Anything else (a script error, a wrong type, AUTH) will
+/// not go away by retrying.
 fn map_error(e: RedisError) -> Error {
     if e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_cluster_error()
+        || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
     {
         unavailable(e)
     } else {
@@ -406,7 +478,8 @@ fn map_error(e: RedisError) -> Error {
 impl Store for RedisStore {
     async fn begin(&self, request: &BeginRequest) -> Result<BeginOutcome> {
         for _ in 0..BEGIN_ATTEMPTS {
-            if let Some(outcome) = self.begin_once(request).await? {
+            let record = request.pending_record(self.clock.now_millis());
+            if let Some(outcome) = self.begin_resent(request, &record).await? {
                 return Ok(outcome);
             }
         }
