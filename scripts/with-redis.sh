@@ -67,8 +67,18 @@ stop_server() {
             kill -0 "$server_pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -9 "$server_pid" 2>/dev/null || true
+        if kill -0 "$server_pid" 2>/dev/null; then
+            kill -9 "$server_pid" 2>/dev/null || true
+        fi
     fi
+    if [[ -n $server_pid ]]; then
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+
+# Whether our own server (not another process that took the port first) listens.
+owns_port() {
+    ss -Hltnp "sport = :$port" | grep "pid=$server_pid," >/dev/null
 }
 trap stop_server EXIT
 trap 'exit 130' INT
@@ -83,11 +93,11 @@ for attempt in $(seq "$MAX_ATTEMPTS"); do
     server_pid=$!
     deadline=$((SECONDS + START_TIMEOUT_S))
     while ((SECONDS < deadline)); do
-        if redis-cli -p "$port" ping 2>/dev/null | grep -x PONG >/dev/null; then
+        kill -0 "$server_pid" 2>/dev/null || break
+        if owns_port && redis-cli -p "$port" ping 2>/dev/null | grep -x PONG >/dev/null; then
             started=1
             break
         fi
-        kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.1
     done
     [[ -n $started ]] && break

@@ -485,6 +485,14 @@ enum Backend {
 }
 
 impl Backend {
+    /// Another handle on the same Redis store (the corpus consumes its backend).
+    fn clone_redis(&self) -> Self {
+        match self {
+            Self::Redis(store) => Self::Redis(store.clone()),
+            _ => unreachable!("a Redis backend"),
+        }
+    }
+
     fn builder(&self) -> IdempotencyLayerBuilder {
         match self {
             Self::Memory(store) => IdempotencyLayer::builder(store.clone()),
@@ -665,7 +673,22 @@ async fn every_malformed_input_is_refused_over_dynamodb_local() {
 #[tokio::test]
 async fn every_malformed_input_is_refused_over_redis() {
     let store = support::redis_store(lambda_idempotency::clock::SystemClock).await;
-    refuse_every_case(Backend::Redis(store)).await;
+    let backend = Backend::Redis(store);
+    refuse_every_case(backend.clone_redis()).await;
+    // The count by key prefix does see what the layer stores.
+    let service = backend
+        .builder()
+        .build()
+        .unwrap()
+        .layer(counting_handler(&Calls::default()));
+    let request = http_api_event(
+        json!({ "content-type": "application/json", "idempotency-key": BODY_KEY }),
+        r#"{"sku":"A1"}"#,
+        false,
+    );
+    let accepted = service.oneshot(request).await.unwrap();
+    assert!(accepted.status().is_success(), "{}", accepted.status());
+    assert_eq!(backend.records().await, 1);
 }
 
 /// The refusals stop exactly at their limits: the accepted neighbours of the

@@ -434,13 +434,20 @@ fn the_batch_future_is_send_so_a_lambda_runtime_handler_can_await_it() {
 async fn a_completed_record_is_a_success_even_when_its_output_no_longer_reads() {
     let batch = sqs_processor(MemoryStore::new());
     let runs = Runs::default();
-    // The first deployment's handler returns a loose JSON value...
+    // The first deployment's handler returns a loose JSON value, for pay-002 one too
+    // large to keep even compressed (2 MB of random hex)...
     let first = batch
         .process(event("sqs-payments.batch"), |m: SqsMessage| {
             let runs = runs.clone();
             async move {
-                runs.hit(&message_key(&m));
-                Ok::<_, String>(serde_json::json!({"entry": 1}))
+                let key = message_key(&m);
+                runs.hit(&key);
+                let pad = if key == "pay-002" {
+                    random_hex(2_000_000)
+                } else {
+                    String::new()
+                };
+                Ok::<_, String>(serde_json::json!({"entry": 1, "pad": pad}))
             }
         })
         .await;
@@ -465,6 +472,18 @@ async fn a_completed_record_is_a_success_even_when_its_output_no_longer_reads() 
         .await;
     assert_eq!(failed_sqs(&again), Vec::<String>::new());
     assert_eq!(runs.total(), 2, "pay-001 and pay-002 ran once each");
+}
+
+fn random_hex(len: usize) -> String {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b"0123456789abcdef"[(state >> 60) as usize])
+        })
+        .collect()
 }
 
 fn message_key(m: &SqsMessage) -> String {

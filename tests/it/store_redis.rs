@@ -6,7 +6,6 @@ use crate::support;
 use lambda_idempotency::testing as behaviour;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use behaviour::{request, start, with_body};
 use lambda_idempotency::Error;
@@ -32,7 +31,7 @@ async fn raw() -> redis::aio::MultiplexedConnection {
 }
 
 #[tokio::test]
-async fn a_record_is_one_hash_that_expires_with_the_record() {
+async fn a_record_is_one_hash_whose_key_outlives_the_record_by_a_minute() {
     let clock = ManualClock::starting_now();
     let store = support::redis_store(clock.clone()).await;
     store.check().await.unwrap();
@@ -55,8 +54,8 @@ async fn a_record_is_one_hash_that_expires_with_the_record() {
     let record = store.get(&lease.partition_key).await.unwrap().unwrap();
     assert_eq!(
         expire_at_ms,
-        record.expires_at * 1000,
-        "the key expires with the record"
+        record.expires_at * 1000 + 60_000,
+        "the key expires a minute after the record"
     );
     assert_eq!(record.status, Status::Pending);
     assert_eq!(
@@ -75,7 +74,7 @@ async fn a_record_is_one_hash_that_expires_with_the_record() {
 }
 
 #[tokio::test]
-async fn a_replay_or_a_conflict_costs_one_round_trip_and_returns_the_record() {
+async fn a_replay_or_a_conflict_returns_the_blocking_record() {
     let clock = ManualClock::starting_now();
     let store = support::redis_store(clock.clone()).await;
     let r = request("{\"a\":1}");
@@ -180,5 +179,36 @@ async fn an_unreachable_server_is_unavailable_and_a_corrupt_record_is_typed() {
         .await
         .unwrap();
     assert_eq!(status, "DONE");
-    clock.advance(Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_a_server_that_may_evict_records_unless_allowed() {
+    let redis = tokio::task::block_in_place(support::redis_process::RedisProcess::start);
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    store
+        .check()
+        .await
+        .expect("redis-server's default policy is noeviction");
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("volatile-lru")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match store.check().await {
+        Err(Error::StoreRejected { message, .. }) => {
+            assert!(
+                message.contains("maxmemory-policy is volatile-lru"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    store.clone().allow_eviction().check().await.unwrap();
 }

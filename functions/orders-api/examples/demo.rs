@@ -56,7 +56,7 @@ async fn main() -> Result<(), Error> {
                 demo_redis(&url, &clock).await?,
                 format!(
                     "Redis at {} for the records, {}",
-                    url.split_once('@').map_or(url.as_str(), |(_, host)| host),
+                    url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host),
                     match &dynamodb {
                         Some((_, endpoint, orders)) =>
                             format!("DynamoDB at {endpoint} for the orders ({orders})"),

@@ -6,9 +6,9 @@
 //! request, `PENDING` with a lapsed lease under the same request) and returns the
 //! blocking record when it does not begin, so a replay, a conflict or an in-flight
 //! answer costs one round trip, as on DynamoDB. Complete and fail are scripts fenced
-//! on the lease token. The key expires with the record (`PEXPIREAT` at its expiry),
-//! and every read checks the expiry too, so an expired record is absent even before
-//! Redis evicts it.
+//! on the lease token. The key expires with the record (`PEXPIREAT` a minute after its
+//! expiry, so a server clock ahead of the function's cannot cut a live lease short),
+//! and every read checks the expiry, so an expired record is absent on time.
 //!
 //! The client is [`redis`](https://docs.rs/redis) (redis-rs) on tokio: the most used
 //! Rust client, with a reconnecting multiplexed connection (`ConnectionManager`),
@@ -96,6 +96,8 @@ pub struct RedisStore {
     clock: SharedClock,
     begin: Arc<Script>,
     fenced_update: Arc<Script>,
+    /// `check` accepts a server that may evict keys (see [`RedisStore::allow_eviction`]).
+    eviction_allowed: bool,
 }
 
 /// A standalone (or ElastiCache Serverless, or proxy) connection, or a cluster's.
@@ -163,6 +165,7 @@ impl RedisStore {
             clock: Arc::new(SystemClock),
             begin: Arc::new(Script::new(scripts::BEGIN)),
             fenced_update: Arc::new(Script::new(scripts::FENCED_UPDATE)),
+            eviction_allowed: false,
         }
     }
 
@@ -180,7 +183,9 @@ impl RedisStore {
     }
 
     /// Reads time from `clock` instead of the system clock (the scripts compare
-    /// against the time the store sends, as the DynamoDB store does).
+    /// against the time the store sends, as the DynamoDB store does). Redis deletes
+    /// keys by its own clock (a minute after the record's expiry): a clock far from
+    /// the server's (a test's manual clock set back) would have keys deleted early.
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -194,17 +199,62 @@ impl RedisStore {
         redis_key(&self.prefix, partition_key)
     }
 
-    /// Checks that the server answers: call it at start-up.
+    /// Lets [`check`](Self::check) accept a server whose memory policy may evict
+    /// keys. Every record has a TTL, so under any `volatile-*` or `allkeys-*` policy
+    /// Redis may drop a live record when memory runs short, and a retry then runs the
+    /// handler again: allow it only where that is acceptable.
+    #[must_use]
+    pub fn allow_eviction(mut self) -> Self {
+        self.eviction_allowed = true;
+        self
+    }
+
+    /// Checks at start-up that the server answers and keeps records as the protocol
+    /// needs: its `maxmemory-policy` is `noeviction` (unless
+    /// [`allow_eviction`](Self::allow_eviction); a server that does not report it,
+    /// such as ElastiCache Serverless, is accepted with a warning), and a standalone
+    /// connection is not talking to a cluster (use
+    /// [`connect_cluster`](Self::connect_cluster)). A refusal is
+    /// [`Error::StoreRejected`] saying what to change.
     pub async fn check(&self) -> Result<()> {
         let pong: String = self.query(redis::cmd("PING")).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(Error::StoreRejected {
-                message: format!("PING answered {pong:?}"),
-                source: None,
-            })
+        if pong != "PONG" {
+            return Err(rejected(format!("PING answered {pong:?}")));
         }
+        // One section per INFO: servers before Redis 7 take only one.
+        let mut memory = redis::cmd("INFO");
+        memory.arg("memory");
+        let mut cluster = redis::cmd("INFO");
+        cluster.arg("cluster");
+        let info = format!(
+            "{}\n{}",
+            self.query::<String>(memory).await?,
+            self.query::<String>(cluster).await?
+        );
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        match field("maxmemory_policy") {
+            Some("noeviction") => {}
+            Some(policy) if !self.eviction_allowed => {
+                return Err(rejected(format!(
+                    "the server's maxmemory-policy is {policy}: it may evict a live idempotency record under memory pressure, and a retry would then run its handler again. Set maxmemory-policy noeviction (an ElastiCache parameter group), or RedisStore::allow_eviction() if that is acceptable"
+                )));
+            }
+            Some(_) => {}
+            None => tracing::warn!(
+                "the Redis server does not report its maxmemory-policy; make sure it never evicts keys"
+            ),
+        }
+        if matches!(self.connection, Connection::Single(_)) && field("cluster_enabled") == Some("1")
+        {
+            return Err(rejected(
+                "the server is a cluster node: connect with RedisStore::connect_cluster".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
@@ -261,11 +311,7 @@ impl RedisStore {
             now_ms.to_string().into_bytes(),
             now_secs.to_string().into_bytes(),
             request.fingerprint.as_str().as_bytes().to_vec(),
-            record
-                .expires_at
-                .saturating_mul(1000)
-                .to_string()
-                .into_bytes(),
+            key_expires_at_ms(record).to_string().into_bytes(),
         ];
         args.extend(codec::encode(record));
         let key = self.redis_key(&record.partition_key);
@@ -370,6 +416,20 @@ fn connection_config() -> redis::aio::ConnectionManagerConfig {
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
 }
 
+/// How long after a record's expiry Redis deletes its key. The read-side check makes
+/// the record absent on time; the key outlives it by a minute so that a server clock
+/// running ahead of the function's (`PEXPIREAT` is the server's time) never deletes a
+/// record whose lease the function still counts as live.
+pub(crate) const KEY_GRACE_MS: i64 = 60_000;
+
+/// When Redis deletes the record's key (epoch ms).
+fn key_expires_at_ms(record: &Record) -> i64 {
+    record
+        .expires_at
+        .saturating_mul(1000)
+        .saturating_add(KEY_GRACE_MS)
+}
+
 /// See [`RedisStore::redis_key`].
 fn redis_key(prefix: &str, partition_key: &str) -> String {
     let digest = Sha256::digest(partition_key.as_bytes());
@@ -435,7 +495,7 @@ fn decode_replaced(fields: &[Vec<u8>]) -> Option<Box<Record>> {
 
 fn invalid_url(url: &str, e: RedisError) -> Error {
     // The URL may hold a password: never repeat it.
-    let shown = url.split_once('@').map_or(url.to_owned(), |(_, host)| {
+    let shown = url.rsplit_once('@').map_or(url.to_owned(), |(_, host)| {
         let scheme = url.split("://").next().unwrap_or("redis");
         format!("{scheme}://***@{host}")
     });
@@ -446,6 +506,13 @@ fn invalid_url(url: &str, e: RedisError) -> Error {
     })
 }
 
+fn rejected(message: String) -> Error {
+    Error::StoreRejected {
+        message,
+        source: None,
+    }
+}
+
 fn unavailable(e: RedisError) -> Error {
     Error::StoreUnavailable {
         message: format!("Redis: {e}"),
@@ -454,17 +521,31 @@ fn unavailable(e: RedisError) -> Error {
 }
 
 /// Connection trouble, and what the server says will pass (loading its data after a
-/// restart, a cluster resharding or failing over), is transient: the layer answers
-/// 503 and a retry may work. Anything else (a script error, a wrong type, AUTH) will
-/// not go away by retrying.
+/// restart, out of memory, busy with a script, a cluster resharding or failing over),
+/// is transient: the layer answers 503 and a retry may work. Anything else will not go
+/// away by retrying: a script error, a wrong type, AUTH or a missing permission, and a
+/// cluster redirection on a standalone connection (a cluster's configuration endpoint
+/// given to [`RedisStore::connect`] instead of [`RedisStore::connect_cluster`]).
 fn map_error(e: RedisError) -> Error {
-    if e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_cluster_error()
-        || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
-    {
+    use redis::{ErrorKind, ServerErrorKind};
+    let transient = match e.kind() {
+        ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm) => false,
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ReadOnly,
+        ) => true,
+        _ => {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || matches!(e.code(), Some("OOM" | "BUSY"))
+        }
+    };
+    if transient {
         unavailable(e)
     } else {
         Error::StoreRejected {

@@ -44,7 +44,7 @@ impl Raw {
             .arg(now_ms)
             .arg(now_ms.div_euclid(1000))
             .arg(request.fingerprint.as_str())
-            .arg(record.expires_at.saturating_mul(1000));
+            .arg(super::key_expires_at_ms(&record));
         for field in codec::encode(&record) {
             invocation.arg(field);
         }
