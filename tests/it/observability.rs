@@ -619,3 +619,88 @@ fn no_log_line_holds_the_raw_actor_or_the_partition_key() {
         Some(16)
     );
 }
+
+/// Every conflict (a key reused with another request) writes its WARN line, whatever
+/// the entry point: the HTTP layer, the event layer, an idempotent function and a
+/// batch record. The seed's rule: conflicts are 100 % logged.
+#[test]
+fn every_conflict_writes_one_warn_line_through_every_entry_point() {
+    use lambda_idempotency::batch::BatchProcessor;
+    use lambda_idempotency::batch::aws_lambda_events::event::sqs::SqsEvent;
+    use lambda_idempotency::function::IdempotentFunction;
+
+    const ROUNDS: usize = 3;
+    let (_, logs) = capture(|| async {
+        let store = MemoryStore::new();
+        let http = http_layer(&store).layer(service_fn(created));
+        let event = EventIdempotencyLayer::builder(store.clone())
+            .name("charge")
+            .key_pointer("/paymentId")
+            .build()
+            .unwrap()
+            .layer(tower::service_fn(|e: LambdaEvent<Value>| async move {
+                Ok::<_, lambda_runtime::Error>(e.payload)
+            }));
+        let function = IdempotentFunction::builder("reserve", store.clone())
+            .key_pointer("/order")
+            .build()
+            .unwrap();
+        let batch = BatchProcessor::sqs(store.clone())
+            .name("ledger")
+            .key_pointer("/body|json/paymentId")
+            .payload_pointers(["/body|json"])
+            .build()
+            .unwrap();
+        let sqs = |amount: u32| -> SqsEvent {
+            serde_json::from_value(json!({"Records": [{
+                "messageId": format!("m-{amount}"),
+                "body": json!({"paymentId": "p-batch", "amount": amount}).to_string(),
+            }]}))
+            .unwrap()
+        };
+        let apply = |_m| async { Ok::<_, String>(()) };
+        // The first of each completes; every later one reuses its key with another
+        // request: a conflict.
+        for round in 0..=ROUNDS {
+            let body = format!(r#"{{"sku":"A{round}"}}"#);
+            let answer = http
+                .clone()
+                .oneshot(request("conflict-1", &body))
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), if round == 0 { 201 } else { 409 });
+            let payload = json!({"paymentId": "p-event", "amount": round});
+            let answer = event
+                .clone()
+                .oneshot(LambdaEvent::new(payload, Context::default()))
+                .await;
+            assert_eq!(answer.is_ok(), round == 0);
+            let input = json!({"order": "o-1", "quantity": round});
+            let answer: Result<u32, _> =
+                function.call(&input, || async { Ok::<_, String>(1) }).await;
+            assert_eq!(answer.is_ok(), round == 0);
+            let response = batch
+                .process(
+                    LambdaEvent::new(sqs(round as u32), Context::default()),
+                    apply,
+                )
+                .await;
+            assert_eq!(response.batch_item_failures.is_empty(), round == 0);
+        }
+    });
+    let conflicts: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["fields"]["outcome"] == "conflict")
+        .collect();
+    assert_eq!(conflicts.len(), 4 * ROUNDS, "{logs:#?}");
+    for line in &conflicts {
+        assert_eq!(line["level"], "WARN", "{line}");
+    }
+    let mut routes: Vec<&str> = conflicts
+        .iter()
+        .map(|l| l["fields"]["route"].as_str().unwrap())
+        .collect();
+    routes.sort_unstable();
+    routes.dedup();
+    assert_eq!(routes, ["POST /orders", "charge", "ledger", "reserve"]);
+}
