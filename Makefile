@@ -8,7 +8,11 @@ WITH_DYNAMODB := scripts/with-dynamodb-local.sh
 WITH_REDIS := scripts/with-redis.sh
 REQUIRE := scripts/require.sh
 
-.PHONY: test lint demo dynamodb-local lint-template build deploy local bench
+.PHONY: test lint demo dynamodb-local lint-template build deploy local bench help
+
+## help: the targets, each with what it does (from the `## target:` comments here)
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | sort | awk -F '\t' '{ printf "  make %-15s %s\n", $$1, $$2 }'
 
 # Template linters, pip-installed into a git-ignored virtualenv. Versions verified
 # together with `make lint-template` (cfn-lint is also aws-sam-cli's linter).
@@ -99,7 +103,7 @@ local:
 	$(require_cargo_lambda)
 	$(WITH_DYNAMODB) scripts/local-stack.sh
 
-## bench: criterion micro-benchmarks, end-to-end latency against DynamoDB Local, orders-api size and init time (results in target/bench-results/; see BENCHMARKS.md)
+## bench: criterion micro-benchmarks, end-to-end latency against DynamoDB Local and a redis-server, orders-api size and init time (results in target/bench-results/; see BENCHMARKS.md)
 bench:
 	@$(REQUIRE) cargo
 	cargo build --release -p orders-api

@@ -96,15 +96,20 @@ pub struct EmfRecorderBuilder {
 }
 
 impl EmfRecorder {
-    /// Namespace `Idempotency` (or `IDEMPOTENCY_METRICS_NAMESPACE`), dimensions
-    /// `[service, route]`, written to standard output.
+    /// Namespace `Idempotency` (or `IDEMPOTENCY_METRICS_NAMESPACE`), the dimension
+    /// sets `[service, route]` (per route, bounded by the route templates) and
+    /// `[service]` (the function's totals, readable without a search expression),
+    /// written to standard output.
     pub fn builder() -> EmfRecorderBuilder {
         EmfRecorderBuilder {
             namespace: std::env::var(ENV_NAMESPACE)
                 .ok()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-            dimensions: vec![vec!["service".to_owned(), "route".to_owned()]],
+            dimensions: vec![
+                vec!["service".to_owned(), "route".to_owned()],
+                vec!["service".to_owned()],
+            ],
             writer: Box::new(std::io::stdout()),
             clock: Box::new(SystemClock),
         }

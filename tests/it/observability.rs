@@ -180,7 +180,8 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
     });
 
     // One document for the single (service, route) label set, accumulated over the
-    // three requests because nothing flushed in between (no recorder was installed).
+    // three requests because nothing flushed in between (no recorder was installed),
+    // counted per route and, in the same document, per service.
     assert_eq!(emf.len(), 1, "{emf:?}");
     let doc = &emf[0];
     let names = check_emf(doc);
@@ -190,7 +191,7 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
     );
     assert_eq!(
         doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        json!([["service", "route"]])
+        json!([["service", "route"], ["service"]])
     );
     assert_eq!(doc["service"], "orders-api");
     assert_eq!(doc["route"], "POST /orders");
