@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
 use super::layout::KeyLayout;
+pub use super::names::AttributeNames;
 use crate::error::Error;
 use crate::fingerprint::Fingerprint;
 use crate::record::{LeaseToken, Record, Status};
@@ -17,98 +18,6 @@ pub(crate) const ZSTD: &str = "zstd";
 /// The item's format version, stored with every record so a later format can read
 /// older items.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The attribute names of an idempotency item. Change them to fit an existing table.
-///
-/// ```
-/// use lambda_idempotency::store::dynamodb::AttributeNames;
-///
-/// let names = AttributeNames { partition_key: "id".into(), ..AttributeNames::default() };
-/// assert_eq!(names.expires_at, "expires_at");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttributeNames {
-    /// Partition key (S).
-    pub partition_key: String,
-    /// `PENDING` / `COMPLETED` / `ERRORED` (S).
-    pub status: String,
-    /// Request fingerprint (S).
-    pub fingerprint: String,
-    /// Lease token (S).
-    pub lease_token: String,
-    /// Lease expiry, epoch ms (N).
-    pub lease_expires_at: String,
-    /// Record expiry, epoch seconds (N): the table's TTL attribute.
-    pub expires_at: String,
-    /// Stored response (B).
-    pub response: String,
-    /// `zstd` when the stored response is compressed (S).
-    pub response_encoding: String,
-    /// The size of a response too large to keep (N).
-    pub response_omitted: String,
-    /// Created, epoch ms (N).
-    pub created_at: String,
-    /// Last updated, epoch ms (N).
-    pub updated_at: String,
-    /// Raw route (S).
-    pub route: String,
-    /// Raw actor (S).
-    pub actor: String,
-    /// Raw idempotency key (S).
-    pub key: String,
-    /// Item format version (N).
-    pub format: String,
-    /// The expiry index's partition key (S): `"{expires_at / 3600}#{shard}"`, see
-    /// [`expiry_bucket`]. Written with every record, never read back.
-    pub expiry_bucket: String,
-}
-
-impl AttributeNames {
-    /// Every attribute name, the partition key first.
-    pub(crate) fn all(&self) -> [&str; 16] {
-        [
-            &self.partition_key,
-            &self.status,
-            &self.fingerprint,
-            &self.lease_token,
-            &self.lease_expires_at,
-            &self.expires_at,
-            &self.response,
-            &self.response_encoding,
-            &self.response_omitted,
-            &self.created_at,
-            &self.updated_at,
-            &self.route,
-            &self.actor,
-            &self.key,
-            &self.format,
-            &self.expiry_bucket,
-        ]
-    }
-}
-
-impl Default for AttributeNames {
-    fn default() -> Self {
-        Self {
-            partition_key: "pk".into(),
-            status: "status".into(),
-            fingerprint: "fingerprint".into(),
-            lease_token: "lease_token".into(),
-            lease_expires_at: "lease_expires_at_ms".into(),
-            expires_at: "expires_at".into(),
-            response: "response".into(),
-            response_encoding: "response_encoding".into(),
-            response_omitted: "response_omitted_bytes".into(),
-            created_at: "created_at_ms".into(),
-            updated_at: "updated_at_ms".into(),
-            route: "route".into(),
-            actor: "actor".into(),
-            key: "idempotency_key".into(),
-            format: "format".into(),
-            expiry_bucket: "expiry_bucket".into(),
-        }
-    }
-}
 
 /// How many expiry-index partitions one hour of expiring records is spread over.
 pub const EXPIRY_SHARDS: u8 = 8;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::codec::AttributeNames;
+use super::names::AttributeNames;
 use crate::config::ConfigError;
 
 /// Environment variable: the static partition key value of a single-table layout

@@ -35,6 +35,7 @@ pub(crate) mod codec;
 pub(crate) mod errors;
 mod global;
 mod layout;
+mod names;
 mod transact;
 
 pub use codec::AttributeNames;
