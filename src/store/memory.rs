@@ -122,13 +122,13 @@ impl Store for MemoryStore {
         let now_secs = self.clock.now_secs();
         let pk = request.scope.partition_key();
         let mut records = self.lock();
+        let record = request.pending_record(now_ms);
         if let Some(existing) = records.get(pk)
             && let Some(blocked) =
-                BeginOutcome::blocked_by(existing.clone(), &request.fingerprint, now_ms, now_secs)
+                BeginOutcome::blocked_by(existing.clone(), &record, now_ms, now_secs)
         {
             return Ok(blocked);
         }
-        let record = request.pending_record(now_ms);
         let lease = record.lease();
         let replaced = records.insert(pk.to_owned(), record).map(Box::new);
         Ok(BeginOutcome::Started { lease, replaced })

@@ -86,22 +86,60 @@ pub enum BeginOutcome {
 }
 
 impl BeginOutcome {
-    /// How a begin that `existing` blocks is answered: replay it, report it in flight,
-    /// or refuse a different request (the rules of [`Record::conflict_with`]); `None`
-    /// when the rules let the request begin over it after all.
+    /// How a begin of `pending` that `existing` blocked is answered: a begin sent
+    /// again after its answer was lost meets its own record (the same lease token)
+    /// and has started; otherwise replay it, report it in flight, or refuse a
+    /// different request (the rules of [`Record::conflict_with`]). `None` when the
+    /// rules let the request begin over it after all.
     pub(crate) fn blocked_by(
         existing: Record,
-        fingerprint: &Fingerprint,
+        pending: &Record,
         now_ms: i64,
         now_secs: i64,
     ) -> Option<Self> {
-        let conflict = existing.conflict_with(fingerprint, now_ms, now_secs)?;
+        if existing.lease_token == pending.lease_token {
+            return Some(Self::Started {
+                lease: pending.lease(),
+                replaced: None,
+            });
+        }
+        let conflict = existing.conflict_with(&pending.fingerprint, now_ms, now_secs)?;
         let existing = Box::new(existing);
         Some(match conflict {
             crate::record::Conflict::Replay => Self::Replay(existing),
             crate::record::Conflict::InFlight => Self::InFlight(existing),
             crate::record::Conflict::Mismatch => Self::Mismatch(existing),
         })
+    }
+}
+
+impl WriteOutcome {
+    /// A fenced write that was applied; `omitted` is the size of a response too large
+    /// to keep.
+    pub(crate) fn written(omitted: Option<usize>) -> Self {
+        match omitted {
+            Some(size) => Self::WrittenWithoutResponse { size },
+            None => Self::Written,
+        }
+    }
+
+    /// How a fenced write under `lease` (to `status`, with `response`) that failed its
+    /// condition is answered: a write sent again after its answer was lost meets the
+    /// record as it wrote it ([`Record::already_written`]) and was written; otherwise
+    /// the lease was lost to `current`.
+    pub(crate) fn after_failed_fence(
+        current: Option<Box<Record>>,
+        lease: &Lease,
+        status: crate::record::Status,
+        response: Option<&[u8]>,
+        omitted: Option<usize>,
+    ) -> Self {
+        match current {
+            Some(current) if current.already_written(lease, status, response) => {
+                Self::written(omitted)
+            }
+            current => Self::LeaseLost { current },
+        }
     }
 }
 
@@ -196,4 +234,88 @@ pub trait TransactionalStore: Store {
         response: &[u8],
         writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> Result<WriteOutcome>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::IdempotencyKey;
+    use crate::record::Status;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn pending(body: &str) -> Record {
+        Record::pending(
+            &Scope::new(
+                "POST /orders",
+                "alice",
+                IdempotencyKey::parse("k-1").unwrap(),
+            ),
+            &Fingerprint::from_stored(format!("v2:{body}")),
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+            NOW,
+        )
+    }
+
+    #[test]
+    fn a_begin_that_meets_its_own_record_has_started() {
+        let mine = pending("a");
+        // The same request, its first send applied but unanswered.
+        let outcome = BeginOutcome::blocked_by(mine.clone(), &mine, NOW + 5, NOW / 1000);
+        assert_eq!(
+            outcome,
+            Some(BeginOutcome::Started {
+                lease: mine.lease(),
+                replaced: None
+            })
+        );
+        // Another request's live record, same body: in flight; another body: mismatch.
+        let other = pending("a");
+        assert!(matches!(
+            BeginOutcome::blocked_by(other.clone(), &mine, NOW + 5, NOW / 1000),
+            Some(BeginOutcome::InFlight(_))
+        ));
+        assert!(matches!(
+            BeginOutcome::blocked_by(other, &pending("b"), NOW + 5, NOW / 1000),
+            Some(BeginOutcome::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn a_fenced_write_that_meets_what_it_wrote_was_written() {
+        let mut record = pending("a");
+        let lease = record.lease();
+        record.status = Status::Completed;
+        record.response = Some(b"done".to_vec());
+        let current = Some(Box::new(record.clone()));
+        assert_eq!(
+            WriteOutcome::after_failed_fence(
+                current.clone(),
+                &lease,
+                Status::Completed,
+                Some(b"done"),
+                None
+            ),
+            WriteOutcome::Written
+        );
+        // Another response, another status, or no record: the lease was lost.
+        for (status, response) in [
+            (Status::Completed, Some(&b"other"[..])),
+            (Status::Errored, None),
+        ] {
+            assert!(matches!(
+                WriteOutcome::after_failed_fence(current.clone(), &lease, status, response, None),
+                WriteOutcome::LeaseLost { .. }
+            ));
+        }
+        assert_eq!(
+            WriteOutcome::after_failed_fence(None, &lease, Status::Errored, None, None),
+            WriteOutcome::LeaseLost { current: None }
+        );
+        assert_eq!(
+            WriteOutcome::written(Some(7)),
+            WriteOutcome::WrittenWithoutResponse { size: 7 }
+        );
+    }
 }

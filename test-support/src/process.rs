@@ -90,27 +90,13 @@ impl DynamoDbProcess {
             .stderr(log)
             .spawn()
             .expect("java starts (DynamoDB Local needs a Java 17+ runtime)");
-        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "DynamoDB Local exited ({status}) before answering on port {}; its log:\n{}",
-                    self.port,
-                    std::fs::read_to_string(self.dir.join("dynamodb-local.log"))
-                        .unwrap_or_default()
-                );
-            }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "DynamoDB Local did not answer on port {} within {START_TIMEOUT:?}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(
+            &mut child,
+            self.port,
+            START_TIMEOUT,
+            "DynamoDB Local",
+            &self.dir.join("dynamodb-local.log"),
+        );
         self.child = Some(child);
     }
 }
@@ -119,6 +105,35 @@ impl Drop for DynamoDbProcess {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until `child` (named `what`, logging to `log`) accepts connections on
+/// `port` of 127.0.0.1; panics with its log if it exits first, or after `timeout`.
+pub(crate) fn wait_until_listening(
+    child: &mut Child,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+    log: &std::path::Path,
+) {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{what} exited ({status}) before answering on port {port}; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what} did not answer on port {port} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,12 +4,11 @@
 //! this one keeps its data in an append-only file synced on every write, so a restart
 //! finds the records again, as a durable deployment would after a crash.
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::process::free_port;
+use crate::process::{free_port, wait_until_listening};
 
 /// How long redis-server may take to answer after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,26 +81,7 @@ impl RedisProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (the Debian package redis-server)");
-        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "redis-server exited ({status}) before answering on port {}; its log:\n{}",
-                    self.port,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "redis-server did not answer on port {} within {START_TIMEOUT:?}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_listening(&mut child, self.port, START_TIMEOUT, "redis-server", &log);
         self.child = Some(child);
     }
 }

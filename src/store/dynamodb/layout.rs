@@ -201,6 +201,33 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_that_cannot_key_records_is_refused() {
+        let names = AttributeNames::default();
+        assert_eq!(KeyLayout::PartitionKey.check(&names), Ok(()));
+        assert_eq!(
+            KeyLayout::static_partition("idem", "sk").check(&names),
+            Ok(())
+        );
+        for (layout, reason) in [
+            (KeyLayout::static_partition("", "sk"), "must not be empty"),
+            (KeyLayout::static_partition("idem", ""), "must not be empty"),
+            // The sort key would be overwritten by the record's own attributes.
+            (
+                KeyLayout::static_partition("idem", "status"),
+                "\"status\" is also",
+            ),
+            (KeyLayout::static_partition("idem", "pk"), "\"pk\" is also"),
+        ] {
+            match layout.check(&names) {
+                Err(ConfigError::InvalidKeyLayout { reason: r }) => {
+                    assert!(r.contains(reason), "{layout:?}: {r}")
+                }
+                other => panic!("{layout:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn keys_follow_the_layout() {
         let names = AttributeNames::default();
         let plain = KeyLayout::PartitionKey.key(&names, "k1|r|a|k");

@@ -393,21 +393,11 @@ impl DynamoDbStore {
                 let Some(item) = failed.item() else {
                     return Ok(None);
                 };
+                // The SDK retries a PutItem whose response was lost (timeout, 500): a
+                // retry that meets its own record has begun (`blocked_by`).
                 let existing = decode(n, &self.layout, item)?;
-                // The SDK retries a PutItem whose response was lost (timeout, 500). If the
-                // first attempt was applied, the retry meets our own record: that is a
-                // successful begin, not a request in flight.
-                if existing.lease_token == record.lease_token {
-                    return Ok(Some(BeginOutcome::Started {
-                        lease: record.lease(),
-                        replaced: None,
-                    }));
-                }
                 Ok(BeginOutcome::blocked_by(
-                    existing,
-                    &request.fingerprint,
-                    now_ms,
-                    now_secs,
+                    existing, &record, now_ms, now_secs,
                 ))
             }
             Err(e) => Err(map_sdk_error(e, &self.table)),
@@ -456,10 +446,7 @@ impl DynamoDbStore {
             None => update.update_expression("SET #st = :status, #upd = :now_ms"),
         };
         match update.send().await {
-            Ok(_) => Ok(match omitted {
-                Some(size) => WriteOutcome::WrittenWithoutResponse { size },
-                None => WriteOutcome::Written,
-            }),
+            Ok(_) => Ok(WriteOutcome::written(omitted)),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -471,15 +458,9 @@ impl DynamoDbStore {
                 };
                 // A retried UpdateItem whose first attempt was applied meets the record
                 // already in the state it wrote, under our token: that is success.
-                if let Some(current) = &current
-                    && current.already_written(lease, status, response)
-                {
-                    return Ok(match omitted {
-                        Some(size) => WriteOutcome::WrittenWithoutResponse { size },
-                        None => WriteOutcome::Written,
-                    });
-                }
-                Ok(WriteOutcome::LeaseLost { current })
+                Ok(WriteOutcome::after_failed_fence(
+                    current, lease, status, response, omitted,
+                ))
             }
             Err(e) => Err(map_sdk_error(e, &self.table)),
         }

@@ -78,10 +78,7 @@ impl DynamoDbStore {
                 .await;
             match sent {
                 Ok(_) => {
-                    return Ok(match omitted {
-                        Some(size) => WriteOutcome::WrittenWithoutResponse { size },
-                        None => WriteOutcome::Written,
-                    });
+                    return Ok(WriteOutcome::written(omitted));
                 }
                 // Another transaction held one of the items: nothing was applied, so
                 // trying again is safe.

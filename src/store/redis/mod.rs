@@ -323,19 +323,7 @@ impl RedisStore {
             }));
         }
         let existing = codec::decode(&old)?;
-        // A begin whose answer was lost and was sent again meets its own record.
-        if existing.lease_token == record.lease_token {
-            return Ok(Some(BeginOutcome::Started {
-                lease: record.lease(),
-                replaced: None,
-            }));
-        }
-        Ok(BeginOutcome::blocked_by(
-            existing,
-            &request.fingerprint,
-            now_ms,
-            now_secs,
-        ))
+        Ok(BeginOutcome::blocked_by(existing, record, now_ms, now_secs))
     }
 
     async fn fenced_update(
@@ -378,22 +366,16 @@ impl RedisStore {
         args.extend(remove);
         let key = self.redis_key(&lease.partition_key);
         let (written, current) = flag_and_record(self.run(&self.fenced_update, &key, args).await?)?;
-        let written_outcome = || match omitted {
-            Some(size) => WriteOutcome::WrittenWithoutResponse { size },
-            None => WriteOutcome::Written,
-        };
         if written {
-            return Ok(written_outcome());
+            return Ok(WriteOutcome::written(omitted));
         }
-        let current = decode_replaced(&current);
-        // An update whose answer was lost and was sent again meets the record as it
-        // wrote it: that is success.
-        if let Some(current) = &current
-            && current.already_written(lease, status, response)
-        {
-            return Ok(written_outcome());
-        }
-        Ok(WriteOutcome::LeaseLost { current })
+        Ok(WriteOutcome::after_failed_fence(
+            decode_replaced(&current),
+            lease,
+            status,
+            response,
+            omitted,
+        ))
     }
 }
 
