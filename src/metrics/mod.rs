@@ -8,7 +8,7 @@
 //! | `idempotency.execution.count` | Count | the handler ran and its response was stored |
 //! | `idempotency.replay.count` | Count | a stored response was returned; the handler did not run |
 //! | `idempotency.conflict.count` | Count | the key was reused with a different request (409/422, `KeyMismatch`) |
-//! | `idempotency.inflight.gauge` | Count | on every request: 1 when the key was found in flight (a duplicate met its original still running), else 0. Sum = duplicates that met a running original; Average = their share of requests |
+//! | `idempotency.duplicate_in_flight.count` | Count | a duplicate met its original still running (409 + `Retry-After`, `InFlight`); nothing ran |
 //! | `idempotency.errored.count` | Count | the handler failed (error, panic, retryable status); the record is `ERRORED` so a retry runs again |
 //! | `idempotency.lease_lost.count` | Count | the handler finished after its lease was taken over; nothing was stored |
 //! | `idempotency.store_error.count` | Count | the store failed (before the handler: 503 / `StoreUnavailable`; after it: the response was not stored) |
@@ -17,8 +17,15 @@
 //! | `idempotency.response_omitted.count` | Count | a response too large to keep even compressed: the request completed without it (no labels) |
 //!
 //! Requests refused before any lookup (missing or malformed key) record nothing here;
-//! they are logged. Install [`EmfRecorder`] with [`install`] to get CloudWatch EMF
-//! lines on standard output, or any other `metrics` recorder.
+//! they are logged.
+//!
+//! How many requests are in flight is not a per-request figure: it is the number of
+//! records `PENDING` with a live lease, which the sweeper measures through the table
+//! ([`ops::in_flight`](crate::ops::in_flight())) and reports, with the label `table`,
+//! as [`INFLIGHT`] and [`INFLIGHT_LAPSED`].
+//!
+//! Install [`EmfRecorder`] with [`install`] to get CloudWatch EMF lines on standard
+//! output, or any other `metrics` recorder.
 
 use metrics::Unit;
 
@@ -38,8 +45,14 @@ pub const EXECUTION: &str = "idempotency.execution.count";
 pub const REPLAY: &str = "idempotency.replay.count";
 /// Conflicts.
 pub const CONFLICT: &str = "idempotency.conflict.count";
-/// In flight (see the module docs).
+/// Duplicates that met their original still running.
+pub const DUPLICATE_IN_FLIGHT: &str = "idempotency.duplicate_in_flight.count";
+/// Gauge: records `PENDING` with a live lease (requests in flight), label `table`;
+/// measured by the sweeper, never per request.
 pub const INFLIGHT: &str = "idempotency.inflight.gauge";
+/// Gauge: records `PENDING` whose lease has lapsed (abandoned requests), label
+/// `table`; measured by the sweeper.
+pub const INFLIGHT_LAPSED: &str = "idempotency.inflight_lapsed.gauge";
 /// Handler failures.
 pub const ERRORED: &str = "idempotency.errored.count";
 /// Lease losses.
@@ -57,7 +70,9 @@ pub(crate) const UNITS: &[(&str, Unit)] = &[
     (EXECUTION, Unit::Count),
     (REPLAY, Unit::Count),
     (CONFLICT, Unit::Count),
+    (DUPLICATE_IN_FLIGHT, Unit::Count),
     (INFLIGHT, Unit::Count),
+    (INFLIGHT_LAPSED, Unit::Count),
     (ERRORED, Unit::Count),
     (LEASE_LOST, Unit::Count),
     (STORE_ERROR, Unit::Count),
@@ -92,15 +107,8 @@ pub(crate) fn record(
         Outcome::Errored => count(ERRORED),
         Outcome::LeaseLost => count(LEASE_LOST),
         Outcome::StoreError => count(STORE_ERROR),
-        Outcome::InFlight | Outcome::Rejected => {}
-    }
-    if outcome != Outcome::Rejected {
-        let in_flight = if outcome == Outcome::InFlight {
-            1.0
-        } else {
-            0.0
-        };
-        metrics::gauge!(INFLIGHT, &labels).set(in_flight);
+        Outcome::InFlight => count(DUPLICATE_IN_FLIGHT),
+        Outcome::Rejected => {}
     }
     if let Some(ms) = lookup_ms {
         metrics::histogram!(LOOKUP_LATENCY, &labels).record(ms);

@@ -379,7 +379,7 @@ pub async fn delete_expired(
 /// The expiry index's status (`ACTIVE` once usable), or `None` when the table has no
 /// expiry index.
 pub async fn expiry_index_status(store: &DynamoDbStore) -> Result<Option<IndexStatus>> {
-    index_status(store.client(), store.table_name()).await
+    index_status(store.client(), store.table_name(), EXPIRY_INDEX).await
 }
 
 /// Checks that the table exists and its expiry index is ready: call it at start-up so

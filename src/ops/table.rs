@@ -22,10 +22,17 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// sort key `expires_at` (N), keys only. See [`sweep`](mod@super::sweep).
 pub const EXPIRY_INDEX: &str = "expiry-index";
 
+/// The sparse in-flight index the sweeper counts requests in flight with: partition
+/// key `inflight_shard` (S, present only on `PENDING` records), sort key
+/// `lease_expires_at_ms` (N), keys only. See [`in_flight`](super::in_flight()).
+pub const INFLIGHT_INDEX: &str = "inflight-index";
+
 /// Creates `table` (on-demand billing, string partition key) with the expiry index
-/// [`EXPIRY_INDEX`], and turns on TTL on the expiry attribute. An existing table is
-/// left as it is, except that TTL is ensured and a missing expiry index is added
-/// (without waiting for DynamoDB to backfill it).
+/// [`EXPIRY_INDEX`] and the in-flight index [`INFLIGHT_INDEX`], and turns on TTL on
+/// the expiry attribute. An existing table is left as it is, except that TTL is
+/// ensured and a missing index is added (without waiting for DynamoDB to backfill
+/// it; DynamoDB adds one index at a time, so a table missing both gets the second on
+/// the next call).
 ///
 /// In production, create the table with the SAM template instead; this is for
 /// DynamoDB Local, tests and tools.
@@ -81,6 +88,14 @@ pub async fn create_table_with_layout(
                 .build()
                 .map_err(|e| invalid(e.to_string()))?,
         )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(INFLIGHT_INDEX)
+                .set_key_schema(Some(inflight_index_key_schema(names)?))
+                .projection(keys_only())
+                .build()
+                .map_err(|e| invalid(e.to_string()))?,
+        )
         .send()
         .await;
     match created {
@@ -89,7 +104,8 @@ pub async fn create_table_with_layout(
         Err(e) => return Err(map_sdk_error(e, table)),
     }
     wait_until_active(client, table).await?;
-    ensure_expiry_index(client, table, names).await?;
+    ensure_index(client, table, names, EXPIRY_INDEX).await?;
+    ensure_index(client, table, names, INFLIGHT_INDEX).await?;
     let ttl = client
         .update_time_to_live()
         .table_name(table)
@@ -119,12 +135,14 @@ fn attribute_definitions(
     names: &AttributeNames,
     with_partition_key: bool,
 ) -> Result<Vec<AttributeDefinition>> {
-    let mut out = Vec::with_capacity(3);
+    let mut out = Vec::with_capacity(5);
     if with_partition_key {
         out.push(definition(&names.partition_key, ScalarAttributeType::S)?);
     }
     out.push(definition(&names.expiry_bucket, ScalarAttributeType::S)?);
     out.push(definition(&names.expires_at, ScalarAttributeType::N)?);
+    out.push(definition(&names.inflight_shard, ScalarAttributeType::S)?);
+    out.push(definition(&names.lease_expires_at, ScalarAttributeType::N)?);
     Ok(out)
 }
 
@@ -151,21 +169,40 @@ fn expiry_index_key_schema(names: &AttributeNames) -> Result<Vec<KeySchemaElemen
     ])
 }
 
+fn inflight_index_key_schema(names: &AttributeNames) -> Result<Vec<KeySchemaElement>> {
+    Ok(vec![
+        key(&names.inflight_shard, KeyType::Hash)?,
+        key(&names.lease_expires_at, KeyType::Range)?,
+    ])
+}
+
 fn keys_only() -> Projection {
     Projection::builder()
         .projection_type(ProjectionType::KeysOnly)
         .build()
 }
 
-/// Adds the expiry index to a table created before it existed. It does not wait for
-/// it: DynamoDB backfills a new index from the table's items, which takes minutes or
-/// more on a large table (and DynamoDB Local sometimes leaves it `CREATING` for long);
-/// the sweeper can use it once it is `ACTIVE` (see
-/// [`check_expiry_index`](super::check_expiry_index)).
-async fn ensure_expiry_index(client: &Client, table: &str, names: &AttributeNames) -> Result<()> {
-    if index_status(client, table).await?.is_some() {
+/// Adds `index` ([`EXPIRY_INDEX`] or [`INFLIGHT_INDEX`]) to a table created before it
+/// existed. It does not wait for it: DynamoDB backfills a new index from the table's
+/// items, which takes minutes or more on a large table (and DynamoDB Local sometimes
+/// leaves it `CREATING` for long); the sweeper uses it once it is `ACTIVE` (see
+/// [`check_expiry_index`](super::check_expiry_index)). DynamoDB builds one index at a
+/// time: while another is being built the request is refused, and the index is
+/// added by a later call.
+async fn ensure_index(
+    client: &Client,
+    table: &str,
+    names: &AttributeNames,
+    index: &str,
+) -> Result<()> {
+    if index_status(client, table, index).await?.is_some() {
         return Ok(());
     }
+    let key_schema = if index == EXPIRY_INDEX {
+        expiry_index_key_schema(names)?
+    } else {
+        inflight_index_key_schema(names)?
+    };
     let added = client
         .update_table()
         .table_name(table)
@@ -174,8 +211,8 @@ async fn ensure_expiry_index(client: &Client, table: &str, names: &AttributeName
             GlobalSecondaryIndexUpdate::builder()
                 .create(
                     CreateGlobalSecondaryIndexAction::builder()
-                        .index_name(EXPIRY_INDEX)
-                        .set_key_schema(Some(expiry_index_key_schema(names)?))
+                        .index_name(index)
+                        .set_key_schema(Some(key_schema))
                         .projection(keys_only())
                         .build()
                         .map_err(|e| invalid(e.to_string()))?,
@@ -186,14 +223,25 @@ async fn ensure_expiry_index(client: &Client, table: &str, names: &AttributeName
         .await;
     match added {
         Ok(_) => Ok(()),
-        // Another caller is adding it at the same time.
-        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        // Another caller is adding it, or DynamoDB is still building another index.
+        Err(e)
+            if matches!(
+                e.code(),
+                Some("ResourceInUseException" | "LimitExceededException")
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(map_sdk_error(e, table)),
     }
 }
 
-/// The expiry index's status, or `None` when the table has no such index.
-pub(crate) async fn index_status(client: &Client, table: &str) -> Result<Option<IndexStatus>> {
+/// The status of `index`, or `None` when the table has no such index.
+pub(crate) async fn index_status(
+    client: &Client,
+    table: &str,
+    index: &str,
+) -> Result<Option<IndexStatus>> {
     let out = client
         .describe_table()
         .table_name(table)
@@ -203,7 +251,7 @@ pub(crate) async fn index_status(client: &Client, table: &str) -> Result<Option<
     Ok(out.table().and_then(|t| {
         t.global_secondary_indexes()
             .iter()
-            .find(|i| i.index_name() == Some(EXPIRY_INDEX))
+            .find(|i| i.index_name() == Some(index))
             // DynamoDB Local leaves the status out; an index it lists is usable.
             .map(|i| i.index_status().cloned().unwrap_or(IndexStatus::Active))
     }))

@@ -198,7 +198,9 @@ fn execution_replay_and_conflict_emit_emf_and_log_lines() {
     assert_eq!(doc["idempotency.execution.count"], 1);
     assert_eq!(doc["idempotency.replay.count"], 1);
     assert_eq!(doc["idempotency.conflict.count"], 1);
-    assert_eq!(doc["idempotency.inflight.gauge"], 0.0);
+    // Not a per-request figure any more: the sweeper measures requests in flight.
+    assert!(doc.get("idempotency.inflight.gauge").is_none());
+    assert!(doc.get("idempotency.duplicate_in_flight.count").is_none());
     assert_eq!(
         doc["idempotency.lookup.latency"].as_array().unwrap().len(),
         3
@@ -307,7 +309,8 @@ fn the_in_flight_gauge_is_1_on_an_in_flight_answer() {
     });
     let doc = &emf[0];
     check_emf(doc);
-    assert_eq!(doc["idempotency.inflight.gauge"], 1.0);
+    assert_eq!(doc["idempotency.duplicate_in_flight.count"], 1);
+    assert!(doc.get("idempotency.inflight.gauge").is_none());
     assert!(doc.get("idempotency.execution.count").is_none());
 }
 

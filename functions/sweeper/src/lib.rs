@@ -1,12 +1,15 @@
 //! The sweeper function: on a schedule, deletes idempotency records that have expired
 //! but that DynamoDB's TTL has not removed yet, adds what it deleted to the per-day
-//! statistics, and reports its counts as one CloudWatch EMF line.
+//! statistics, measures how many requests are in flight, and reports its counts as
+//! CloudWatch EMF lines.
 //!
-//! The work is [`lambda_idempotency::ops::sweep()`]; [its module
-//! docs](mod@lambda_idempotency::ops) explain
-//! how expired records are found and what a run costs. This crate adds the settings
-//! (`SWEEP_MAX_ITEMS`, `SWEEP_LOOKBACK_HOURS`), the metrics and the Lambda handler,
-//! which accepts any event (an EventBridge schedule sends a `Scheduled Event`).
+//! The work is [`lambda_idempotency::ops::sweep()`] and
+//! [`lambda_idempotency::ops::in_flight()`]; their module docs explain how records
+//! are found and what a run costs. This crate adds the settings (`SWEEP_MAX_ITEMS`,
+//! `SWEEP_LOOKBACK_HOURS`), the metrics and the Lambda handler. An event whose
+//! `task` is `"in-flight"` only measures the in-flight gauge (the template sends one
+//! every minute); any other event without a `task` (an EventBridge schedule sends a
+//! `Scheduled Event`) sweeps, then measures.
 //!
 //! ```no_run
 //! use lambda_idempotency::store::dynamodb::{DynamoDbStore};
@@ -23,9 +26,11 @@
 use std::sync::Arc;
 
 use lambda_idempotency::clock::{Clock, SharedClock, SystemClock};
-use lambda_idempotency::ops::{SweepOptions, SweepReport, sweep};
+use lambda_idempotency::metrics::{INFLIGHT, INFLIGHT_LAPSED};
+use lambda_idempotency::ops::{InFlight, SweepOptions, SweepReport, in_flight, sweep};
 use lambda_idempotency::store::dynamodb::DynamoDbStore;
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Environment variable: most expired keys deleted per run (default 1000).
@@ -50,6 +55,8 @@ pub const METRIC_DELETED: &str = "idempotency.sweep.deleted.count";
 pub const METRIC_SKIPPED: &str = "idempotency.sweep.skipped.count";
 /// Deleted records that were still `PENDING` (abandoned requests).
 pub const METRIC_ABANDONED: &str = "idempotency.sweep.abandoned.count";
+/// The event `task` that only measures the in-flight gauge.
+pub const TASK_IN_FLIGHT: &str = "in-flight";
 
 /// Why the sweeper could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,11 @@ pub enum SweepError {
     /// DynamoDB failed (missing table or index, unreachable, refused).
     #[error(transparent)]
     Store(#[from] lambda_idempotency::Error),
+    /// The event asked for a task the sweeper does not know.
+    #[error(
+        "unknown task {0:?}: the sweeper knows \"in-flight\" (or no task: sweep, then measure)"
+    )]
+    Task(String),
 }
 
 impl SweepError {
@@ -73,6 +85,7 @@ impl SweepError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Setting { .. } => "Sweeper.Setting",
+            Self::Task(_) => "Sweeper.Task",
             Self::Store(e) => e.error_type(),
         }
     }
@@ -132,12 +145,25 @@ fn parse_bounded(name: &'static str, value: &str, min: u32, max: u32) -> Result<
     }
 }
 
+/// What one invocation did: the sweep's report (absent for an `in-flight` task) and
+/// the in-flight count (absent when the table has no in-flight index).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    /// The sweep, its counts at the top level of the JSON.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
+    /// The records `PENDING` after the sweep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
 /// One sweep per invocation over one table.
 #[derive(Debug, Clone)]
 pub struct Sweeper {
     store: DynamoDbStore,
     options: SweepOptions,
     clock: SharedClock,
+    count_in_flight: bool,
 }
 
 impl Sweeper {
@@ -147,7 +173,16 @@ impl Sweeper {
             store,
             options,
             clock: Arc::new(SystemClock),
+            count_in_flight: true,
         }
+    }
+
+    /// Whether runs count the requests in flight (default yes; `main` turns it off,
+    /// with a warning, for a table without the in-flight index).
+    #[must_use]
+    pub fn with_in_flight(mut self, count: bool) -> Self {
+        self.count_in_flight = count;
+        self
     }
 
     /// Reads time from `clock` (tests move it forward to make records expire).
@@ -167,12 +202,35 @@ impl Sweeper {
         Ok(sweep(&self.store, self.clock.now_secs(), &self.options).await?)
     }
 
-    /// The Lambda handler: any event, one sweep, one EMF line on standard output, and
-    /// the report as the function's result.
-    pub async fn handle(&self, _event: LambdaEvent<Value>) -> Result<SweepReport, SweepError> {
-        let report = self.run().await?;
-        println!("{}", self.emf_line(&report));
-        Ok(report)
+    /// Counts the requests in flight now, unless counting is off.
+    pub async fn measure_in_flight(&self) -> Result<Option<InFlight>, SweepError> {
+        if !self.count_in_flight {
+            return Ok(None);
+        }
+        Ok(Some(in_flight(&self.store, self.clock.now_millis()).await?))
+    }
+
+    /// The Lambda handler. `{"task": "in-flight"}`: measures the in-flight gauge;
+    /// any event without a `task`: one sweep, then the gauge. Each part writes its EMF
+    /// line on standard output; the report is the function's result.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunReport, SweepError> {
+        let sweep = match event.payload.get("task") {
+            None | Some(Value::Null) => {
+                let report = self.run().await?;
+                println!("{}", self.emf_line(&report));
+                Some(report)
+            }
+            Some(Value::String(task)) if task == TASK_IN_FLIGHT => None,
+            Some(other) => return Err(SweepError::Task(other.to_string())),
+        };
+        let in_flight = self.measure_in_flight().await?;
+        if let Some(count) = &in_flight {
+            println!(
+                "{}",
+                in_flight_emf_line(self.store.table_name(), count, self.clock.now_millis())
+            );
+        }
+        Ok(RunReport { sweep, in_flight })
     }
 
     /// The report as one CloudWatch Embedded Metric Format line, timestamped now.
@@ -226,6 +284,43 @@ pub fn emf_line(report: &SweepReport, timestamp_ms: i64) -> String {
         }
     }
     line.to_string()
+}
+
+/// The in-flight count as one CloudWatch EMF line: namespace `Idempotency`,
+/// dimension `table`, the gauges `idempotency.inflight.gauge` (records `PENDING`
+/// with a live lease: requests in flight) and `idempotency.inflight_lapsed.gauge`
+/// (`PENDING` with a lapsed lease: abandoned requests), unit `Count`.
+///
+/// ```
+/// use lambda_idempotency::ops::InFlight;
+///
+/// let count = InFlight::default();
+/// let line = sweeper::in_flight_emf_line("idempotency", &count, 1_717_326_000_000);
+/// let json: serde_json::Value = serde_json::from_str(&line)?;
+/// assert_eq!(json["idempotency.inflight.gauge"], 0);
+/// assert_eq!(json["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["table"]]));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn in_flight_emf_line(table: &str, count: &InFlight, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["table"]],
+                "Metrics": [
+                    {"Name": INFLIGHT, "Unit": "Count"},
+                    {"Name": INFLIGHT_LAPSED, "Unit": "Count"},
+                ],
+            }],
+        },
+        "table": table,
+        "service": SERVICE,
+        INFLIGHT: count.live,
+        INFLIGHT_LAPSED: count.lapsed,
+        "dynamodb_calls": count.dynamodb_calls,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

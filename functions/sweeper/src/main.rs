@@ -4,11 +4,12 @@
 //! `IDEMPOTENCY_SORT_KEY` for a single-table layout), optional `SWEEP_MAX_ITEMS` (default 1000) and
 //! `SWEEP_LOOKBACK_HOURS` (default 73), and the SDK's usual settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` locally). A missing variable, table or expiry index
-//! stops the start-up with one clear line.
+//! stops the start-up with one clear line; a missing in-flight index is a warning
+//! (the sweeper then sweeps without measuring the in-flight gauge).
 
 use std::sync::Arc;
 
-use lambda_idempotency::ops::check_expiry_index;
+use lambda_idempotency::ops::{check_expiry_index, check_inflight_index};
 use lambda_idempotency::store::dynamodb::{DynamoDbStore, ENV_TABLE, KeyLayout};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -28,7 +29,15 @@ async fn run() -> Result<(), Error> {
         .with_key_layout(KeyLayout::from_env()?);
     store.check_key_layout().await?;
     check_expiry_index(&store).await?;
-    let sweeper = Arc::new(Sweeper::new(store, options));
+    // Without the in-flight index the sweeper still sweeps; the gauge is not measured.
+    let count_in_flight = match check_inflight_index(&store).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "the in-flight gauge is not measured");
+            false
+        }
+    };
+    let sweeper = Arc::new(Sweeper::new(store, options).with_in_flight(count_in_flight));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let sweeper = Arc::clone(&sweeper);
         async move { sweeper.handle(event).await }

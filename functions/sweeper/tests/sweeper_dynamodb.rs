@@ -13,8 +13,8 @@ use lambda_idempotency::fingerprint::Fingerprint;
 use lambda_idempotency::key::IdempotencyKey;
 use lambda_idempotency::ops::Day;
 use lambda_idempotency::ops::{
-    DayCounts, DeleteOutcome, EXPIRY_INDEX, SweepOptions, delete_expired, expiry_bucket,
-    read_stats, stats_key,
+    DayCounts, DeleteOutcome, EXPIRY_INDEX, SweepOptions, check_inflight_index, delete_expired,
+    expiry_bucket, read_stats, stats_key,
 };
 use lambda_idempotency::record::Status;
 use lambda_idempotency::scope::Scope;
@@ -330,13 +330,16 @@ async fn the_handler_accepts_a_scheduled_event_and_returns_the_report() {
     assert_eq!(json["deleted"], 1);
     assert_eq!(json["abandoned"], 1);
     assert_eq!(json["stats_days"], serde_json::json!([day().to_string()]));
+    // After the sweep, the gauge: nothing is in flight any more.
+    assert_eq!(json["in_flight"]["live"], 0);
+    assert_eq!(json["in_flight"]["lapsed"], 0);
     // Any payload will do.
     let report = h
         .sweeper(small(100))
         .handle(LambdaEvent::new(Value::Null, Context::default()))
         .await
         .unwrap();
-    assert_eq!(report.deleted, 0);
+    assert_eq!(report.sweep.unwrap().deleted, 0);
 }
 
 fn run_binary(env: &[(&str, &str)]) -> (i32, String) {
@@ -412,4 +415,173 @@ async fn start_up_errors_are_one_clear_line() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// The in-flight gauge counts exactly the records `PENDING` with a live lease: not
+/// the completed or failed ones (they leave the index), not the abandoned ones
+/// (counted apart, as lapsed), and a lapsed record taken over counts once, as live.
+#[tokio::test]
+async fn the_in_flight_gauge_counts_pending_records_with_a_live_lease() {
+    let h = Harness::new().await;
+    let sweeper = h.sweeper(small(100));
+    let count = |live, lapsed| (live, lapsed);
+    let measure = || async {
+        let c = sweeper.measure_in_flight().await.unwrap().unwrap();
+        assert_eq!(c.dynamodb_calls, 8, "one query per shard");
+        count(c.live, c.lapsed)
+    };
+    assert_eq!(measure().await, count(0, 0));
+
+    // Three abandoned at 10:00 (30 s leases), lapsed a minute later.
+    for key in ["gone-1", "gone-2", "gone-3"] {
+        h.abandoned(key, HOUR).await;
+    }
+    assert_eq!(measure().await, count(3, 0));
+    h.clock.advance(Duration::from_secs(60));
+    assert_eq!(measure().await, count(0, 3));
+
+    // Now: five begun, of which one completes and one fails.
+    let mut leases = Vec::new();
+    for i in 0..5 {
+        leases.push(h.begin(&format!("live-{i}"), HOUR).await);
+    }
+    assert_eq!(measure().await, count(5, 3));
+    h.store
+        .complete(&leases[0], b"{\"ok\":true}")
+        .await
+        .unwrap();
+    h.store.fail(&leases[1]).await.unwrap();
+    assert_eq!(measure().await, count(3, 3));
+    let items = h.items().await;
+    for done in [&leases[0], &leases[1]] {
+        assert!(
+            !items[&done.partition_key].contains_key("inflight_shard"),
+            "a finished record leaves the in-flight index"
+        );
+    }
+    assert!(items[&leases[2].partition_key].contains_key("inflight_shard"));
+
+    // A retry takes one abandoned key over: live again, and counted once.
+    h.begin("gone-1", HOUR).await;
+    assert_eq!(measure().await, count(4, 2));
+
+    // The one-minute task measures only the gauge; its report says so.
+    let event: Value = support::events::json("sweeper-in-flight");
+    let report = sweeper
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(report.sweep.is_none());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["in_flight"]["live"], 4);
+    assert_eq!(json["in_flight"]["lapsed"], 2);
+    assert!(json.get("deleted").is_none(), "{json}");
+    let line = sweeper::in_flight_emf_line(&h.table, report.in_flight.as_ref().unwrap(), 0);
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["idempotency.inflight.gauge"], 4);
+    assert_eq!(line["idempotency.inflight_lapsed.gauge"], 2);
+    assert_eq!(line["table"], h.table.as_str());
+
+    // A task it does not know is refused, and counting can be turned off.
+    let err = sweeper
+        .handle(LambdaEvent::new(
+            serde_json::json!({"task": "vacuum"}),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Sweeper.Task");
+    let off = h.sweeper(small(100)).with_in_flight(false);
+    assert_eq!(off.measure_in_flight().await.unwrap(), None);
+}
+
+/// A table created before the in-flight index: the check says so, and
+/// `create_table` adds the index to it.
+#[tokio::test]
+async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
+    let client = support::client().await;
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    let names = AttributeNames::default();
+    let s = aws_sdk_dynamodb::types::ScalarAttributeType::S;
+    let n = aws_sdk_dynamodb::types::ScalarAttributeType::N;
+    let def = |name: &str, kind: &aws_sdk_dynamodb::types::ScalarAttributeType| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind.clone())
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    use aws_sdk_dynamodb::types::KeyType::{Hash, Range};
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(def("pk", &s))
+        .attribute_definitions(def("expiry_bucket", &s))
+        .attribute_definitions(def("expires_at", &n))
+        .key_schema(key("pk", Hash))
+        .global_secondary_indexes(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                .index_name(EXPIRY_INDEX)
+                .key_schema(key("expiry_bucket", Hash))
+                .key_schema(key("expires_at", Range))
+                .projection(
+                    aws_sdk_dynamodb::types::Projection::builder()
+                        .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let err = check_inflight_index(&store).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no index \"inflight-index\" on (inflight_shard, lease_expires_at_ms)"),
+        "{err}"
+    );
+    lambda_idempotency::ops::create_table(&client, &table, &names)
+        .await
+        .unwrap();
+    // Added, not waited for: DynamoDB backfills it from the records, which carry the
+    // attribute already (DynamoDB Local may leave it CREATING for minutes).
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let index = described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some("inflight-index"))
+        .expect("the in-flight index was added");
+    let keys: Vec<_> = index
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("inflight_shard", "HASH"), ("lease_expires_at_ms", "RANGE")]
+    );
+    assert_eq!(
+        index.projection().and_then(|p| p.projection_type()),
+        Some(&aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+    );
+    if let Err(e) = check_inflight_index(&store).await {
+        assert!(e.to_string().contains("is CREATING"), "{e}");
+    }
 }

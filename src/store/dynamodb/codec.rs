@@ -78,6 +78,12 @@ pub(crate) fn encode(
         names.expiry_bucket.clone(),
         s(&expiry_bucket(r.expires_at, &r.partition_key)),
     );
+    if r.status == Status::Pending {
+        item.insert(
+            names.inflight_shard.clone(),
+            s(&expiry_shard(&r.partition_key).to_string()),
+        );
+    }
     item
 }
 

@@ -251,7 +251,7 @@ impl DynamoDbStore {
         let n = &self.names;
         match crate::store::fit::fit(bytes) {
             crate::store::fit::Fitted::Plain => ResponseParts {
-                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp REMOVE #enc",
+                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp REMOVE #enc, #ifs",
                 names: vec![
                     ("#resp", n.response.clone()),
                     ("#enc", n.response_encoding.clone()),
@@ -262,7 +262,7 @@ impl DynamoDbStore {
             },
             crate::store::fit::Fitted::Zstd(compressed) => ResponseParts {
                 stored_len: compressed.len(),
-                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp, #enc = :enc",
+                expression: "SET #st = :status, #upd = :now_ms, #resp = :resp, #enc = :enc REMOVE #ifs",
                 names: vec![
                     ("#resp", n.response.clone()),
                     ("#enc", n.response_encoding.clone()),
@@ -274,7 +274,7 @@ impl DynamoDbStore {
                 omitted: None,
             },
             crate::store::fit::Fitted::Omitted => ResponseParts {
-                expression: "SET #st = :status, #upd = :now_ms, #omit = :size REMOVE #resp",
+                expression: "SET #st = :status, #upd = :now_ms, #omit = :size REMOVE #resp, #ifs",
                 names: vec![
                     ("#omit", n.response_omitted.clone()),
                     ("#resp", n.response.clone()),
@@ -421,6 +421,8 @@ impl DynamoDbStore {
             .expression_attribute_names("#tok", &n.lease_token)
             .expression_attribute_names("#st", &n.status)
             .expression_attribute_names("#upd", &n.updated_at)
+            // The record leaves the in-flight index as it stops being PENDING.
+            .expression_attribute_names("#ifs", &n.inflight_shard)
             .expression_attribute_values(":tok", AttributeValue::S(lease.token.as_str().into()))
             .expression_attribute_values(
                 ":pending",
@@ -443,7 +445,7 @@ impl DynamoDbStore {
                 }
                 update
             }
-            None => update.update_expression("SET #st = :status, #upd = :now_ms"),
+            None => update.update_expression("SET #st = :status, #upd = :now_ms REMOVE #ifs"),
         };
         match update.send().await {
             Ok(_) => Ok(WriteOutcome::written(omitted)),

@@ -44,11 +44,18 @@ pub struct AttributeNames {
     /// The expiry index's partition key (S): `"{expires_at / 3600}#{shard}"`, see
     /// [`expiry_bucket`]. Written with every record, never read back.
     pub expiry_bucket: String,
+    /// The in-flight index's partition key (S): the record's shard (`"0"` to `"7"`,
+    /// see [`expiry_shard`]), present only while the record is `PENDING`, so the index
+    /// holds exactly the records in flight. Written by begin, removed by complete and
+    /// fail, never read back.
+    ///
+    /// [`expiry_shard`]: crate::ops::expiry_shard
+    pub inflight_shard: String,
 }
 
 impl AttributeNames {
     /// Every attribute name, the partition key first.
-    pub(crate) fn all(&self) -> [&str; 16] {
+    pub(crate) fn all(&self) -> [&str; 17] {
         [
             &self.partition_key,
             &self.status,
@@ -66,6 +73,7 @@ impl AttributeNames {
             &self.key,
             &self.format,
             &self.expiry_bucket,
+            &self.inflight_shard,
         ]
     }
 }
@@ -89,6 +97,7 @@ impl Default for AttributeNames {
             key: "idempotency_key".into(),
             format: "format".into(),
             expiry_bucket: "expiry_bucket".into(),
+            inflight_shard: "inflight_shard".into(),
         }
     }
 }

@@ -41,6 +41,7 @@ impl DynamoDbStore {
             .expression_attribute_names("#tok", &n.lease_token)
             .expression_attribute_names("#st", &n.status)
             .expression_attribute_names("#upd", &n.updated_at)
+            .expression_attribute_names("#ifs", &n.inflight_shard)
             .expression_attribute_values(":tok", AttributeValue::S(lease.token.as_str().into()))
             .expression_attribute_values(
                 ":pending",
