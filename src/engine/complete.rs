@@ -1,6 +1,8 @@
 //! Storing a handler's response (with its writes, when atomic) or marking the record
 //! `ERRORED`, under the request's lease, retrying while the store is unavailable.
 
+use tracing::Instrument;
+
 use crate::clock::Clock;
 use crate::outcome::Outcome;
 
@@ -26,6 +28,17 @@ pub(crate) enum Completion {
 }
 
 impl Completion {
+    /// The completion's name, for the `idempotency.complete` span.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::LeaseLost => "lease_lost",
+            Self::StoreFailed => "store_failed",
+            Self::WritesRejected => "writes_rejected",
+            Self::WritesTooLarge => "writes_too_large",
+        }
+    }
+
     pub(crate) fn outcome(self) -> Outcome {
         match self {
             Self::Stored => Outcome::Executed,
@@ -216,8 +229,25 @@ pub(crate) enum Failed {
     NotMarked,
 }
 
-/// Marks the record `ERRORED` under the lease, so a retry may run again.
+/// Marks the record `ERRORED` under the lease, so a retry may run again, in an
+/// `idempotency.fail` span.
 pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
+    let span = super::spans::fail();
+    let started = std::time::Instant::now();
+    let failed = mark_errored(store, lease).instrument(span.clone()).await;
+    span.record(
+        "result",
+        match failed {
+            Failed::Marked => "marked",
+            Failed::AlreadyCompleted => "already_completed",
+            Failed::NotMarked => "not_marked",
+        },
+    );
+    span.record("duration_ms", super::spans::elapsed_ms(started));
+    failed
+}
+
+async fn mark_errored(store: &dyn Store, lease: &Lease) -> Failed {
     match store.fail(lease).await {
         Ok(WriteOutcome::Written | WriteOutcome::WrittenWithoutResponse { .. }) => Failed::Marked,
         Ok(WriteOutcome::LeaseLost {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tracing::Instrument;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ConfigError, ENV_DISABLED, IdempotencyConfig, disabled_by_env};
@@ -27,6 +28,7 @@ mod atomic;
 mod begin;
 mod complete;
 mod report;
+pub(crate) mod spans;
 
 pub(crate) use complete::Completion;
 
@@ -194,6 +196,31 @@ pub(crate) enum Decision {
     Corrupt(crate::Error),
 }
 
+impl Decision {
+    /// The decision's name, for the `idempotency.begin` span.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Run(_) => "run",
+            Self::Replay(_) => "replay",
+            Self::Mismatch(_) => "mismatch",
+            Self::InFlight { .. } => "in_flight",
+            Self::Unavailable(_) => "unavailable",
+            Self::Corrupt(_) => "corrupt",
+        }
+    }
+
+    /// The status of the record that decided it, if one did.
+    fn record_status(&self) -> Option<Status> {
+        match self {
+            Self::Run(_) => Some(Status::Pending),
+            Self::Replay(r) | Self::Mismatch(r) | Self::InFlight { record: r, .. } => {
+                Some(r.status)
+            }
+            Self::Unavailable(_) | Self::Corrupt(_) => None,
+        }
+    }
+}
+
 /// Whether a handler's result is kept.
 pub(crate) enum Verdict {
     /// Final: store these bytes and replay them to every retry.
@@ -254,6 +281,8 @@ impl Core {
         let deadline = attempt.deadline_ms;
         let lease_for = |now: i64| self.config.lease_for(now, deadline);
         let mut lookup_ms = 0.0;
+        let span = spans::begin();
+        let started = std::time::Instant::now();
         let outcome = begin::begin_waiting(
             &*self.store,
             &mut attempt.begin,
@@ -264,14 +293,25 @@ impl Core {
             legacy,
             &mut lookup_ms,
         )
+        .instrument(span.clone())
         .await;
         attempt.report.lookup_ms = Some(lookup_ms);
+        let decision = Self::decide(outcome, self.clock.now_millis());
+        span.record("decision", decision.name());
+        if let Some(status) = decision.record_status() {
+            span.record("record_status", status.as_str());
+        }
+        span.record("duration_ms", spans::elapsed_ms(started));
+        decision
+    }
+
+    fn decide(outcome: crate::Result<BeginOutcome>, now_ms: i64) -> Decision {
         match outcome {
             Ok(BeginOutcome::Started { lease, .. }) => Decision::Run(lease),
             Ok(BeginOutcome::Replay(record)) => Decision::Replay(record),
             Ok(BeginOutcome::Mismatch(record)) => Decision::Mismatch(record),
             Ok(BeginOutcome::InFlight(record)) => Decision::InFlight {
-                retry_after_secs: begin::retry_after_secs(&record, self.clock.now_millis()),
+                retry_after_secs: begin::retry_after_secs(&record, now_ms),
                 record,
             },
             // A record this version cannot read blocks its key: retrying will not help.
@@ -307,28 +347,40 @@ impl Core {
         )
         .with_deadline(attempt.deadline_ms);
         let call = AssertUnwindSafe(current.scope(atomic.run(handler)));
-        let output = match call.catch_unwind().await {
+        let span = spans::handler();
+        let started = std::time::Instant::now();
+        let result = call.catch_unwind().instrument(span.clone()).await;
+        span.record("duration_ms", spans::elapsed_ms(started));
+        let output = match result {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => {
+                span.record("result", "error");
                 complete::fail(&*self.store, lease).await;
                 return Executed::Failed(e);
             }
             Err(panic) => {
+                span.record("result", "panic");
                 complete::fail(&*self.store, lease).await;
                 return Executed::Panicked(panic);
             }
         };
         let bytes = match judge(&output) {
             Verdict::Retry => {
+                span.record("result", "retryable");
                 complete::fail(&*self.store, lease).await;
                 return Executed::Retryable(output);
             }
-            Verdict::Store(bytes) => bytes,
+            Verdict::Store(bytes) => {
+                span.record("result", "ok");
+                bytes
+            }
         };
         // Only handler writes make the completion atomic; without any, the handler's
         // effects (if any) happened outside and its answer stands.
         let writes = atomic.take();
         let committed_with_writes = writes.is_some();
+        let span = spans::complete(committed_with_writes, bytes.len());
+        let started = std::time::Instant::now();
         let completion = complete::complete(
             &*self.store,
             lease,
@@ -337,7 +389,10 @@ impl Core {
             &*self.clock,
             attempt.deadline_ms,
         )
+        .instrument(span.clone())
         .await;
+        span.record("completion", completion.name());
+        span.record("duration_ms", spans::elapsed_ms(started));
         if completion == Completion::Stored {
             attempt.report.record_size = Some(bytes.len());
         }

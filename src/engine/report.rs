@@ -68,6 +68,14 @@ impl<'a> Report<'a> {
             Outcome::Conflict | Outcome::LeaseLost | Outcome::StoreError => line!(warn),
             _ => line!(info),
         }
+        // The adapter's `idempotency` span (see `spans::request`) is the current one.
+        let span = tracing::Span::current();
+        span.record("outcome", outcome.as_str());
+        span.record("record_status", record_status);
+        if let Some(status) = self.http_status {
+            span.record("http_status", status);
+        }
+        span.record("duration_ms", duration_ms);
         crate::metrics::record(
             self.service,
             self.metric_route,

@@ -150,12 +150,7 @@ where
         .unwrap_or_else(|| ANONYMOUS_ACTOR.to_owned());
     let fingerprint = fingerprint_for(&payload, settings.payload.as_deref());
     drop(payload);
-    let span = tracing::info_span!(
-        "idempotency",
-        idempotency_key = %key,
-        route = %settings.name,
-        actor_hash = %ActorHash(&actor),
-    );
+    let span = crate::engine::spans::request(key.as_str(), &settings.name, &ActorHash(&actor));
     let scope = Scope::new(settings.name.clone(), actor, key);
     run(
         settings,
@@ -262,7 +257,11 @@ where
         }
         Decision::Replay(record) => {
             report.finish(Outcome::Replayed, Some(record.status));
-            replay(settings, &record, key, replay_as)
+            let span = crate::engine::spans::replay(&record, settings.core.clock.now_millis());
+            let started = std::time::Instant::now();
+            let replayed = span.in_scope(|| replay(settings, &record, key, replay_as));
+            span.record("duration_ms", crate::engine::spans::elapsed_ms(started));
+            replayed
         }
         Decision::Mismatch(record) => {
             report.finish(Outcome::Conflict, Some(record.status));

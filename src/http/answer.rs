@@ -10,7 +10,7 @@ use super::request::BodyRefusal;
 use super::settings::{Profile, Settings};
 use super::stored::StoredResponse;
 use crate::canonical_json::CanonicalJsonError;
-use crate::engine::{Completion, Decision, Report};
+use crate::engine::{Completion, Decision, Report, spans};
 use crate::outcome::Outcome;
 use crate::record::Record;
 
@@ -49,12 +49,16 @@ pub(super) fn decided(
             None,
         ),
         Decision::Replay(record) => {
-            let mut response = replay(&record, key);
+            let span = spans::replay(&record, settings.core.clock.now_millis());
+            let started = std::time::Instant::now();
+            let mut response = span.in_scope(|| replay(&record, key));
             if let Some(hook) = &settings.on_replay
                 && response.headers().contains_key(IDEMPOTENT_REPLAYED)
             {
-                hook(&mut response, &record);
+                span.in_scope(|| hook(&mut response, &record));
             }
+            span.record("http_status", response.status().as_u16());
+            span.record("duration_ms", spans::elapsed_ms(started));
             (Outcome::Replayed, response, Some(record))
         }
         Decision::Mismatch(record) => {

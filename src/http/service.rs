@@ -148,12 +148,7 @@ where
             return Ok(refuse_unidentified(&route.scope, key.as_str(), how));
         }
     };
-    let span = tracing::info_span!(
-        "idempotency",
-        idempotency_key = %key,
-        route = %route.scope,
-        actor_hash = %ActorHash(&actor),
-    );
+    let span = crate::engine::spans::request(key.as_str(), &route.scope, &ActorHash(&actor));
     let scope = Scope::new(route.scope.clone(), actor, key);
     run(
         settings,

@@ -26,6 +26,7 @@ mod reliability_concurrency;
 mod reliability_faults;
 mod reliability_outage;
 mod reliability_outage_redis;
+mod spans;
 mod store_cached;
 mod store_dynamodb;
 mod store_memory;
