@@ -9,7 +9,8 @@ use lambda_idempotency::Error;
 use lambda_idempotency::clock::{Clock, SystemClock};
 use lambda_idempotency::ops::{Day, format_utc_millis, format_utc_secs};
 use lambda_idempotency::ops::{
-    EXPIRY_INDEX, create_table_with_layout, expiry_index_status, read_stats,
+    EXPIRY_INDEX, INFLIGHT_INDEX, create_table_with_layout, expiry_index_status, in_flight,
+    inflight_index_status, read_stats,
 };
 use lambda_idempotency::record::{Record, Status};
 use lambda_idempotency::scope::Scope;
@@ -32,18 +33,26 @@ pub async fn table_create(
         // Added to an older table: DynamoDB backfills it first.
         Some(status) => format!(" (index {status}: usable by the sweeper once ACTIVE)"),
     };
+    let inflight = match inflight_index_status(store).await? {
+        Some(IndexStatus::Active) => String::new(),
+        // DynamoDB adds one index at a time: the next `table create` adds it.
+        None => " (not added yet: run this again once the expiry index is ACTIVE)".to_owned(),
+        Some(status) => format!(" (index {status}: counted once ACTIVE)"),
+    };
     let sort_key = match layout.sort_key() {
         Some(sort_key) => format!(", sort key {sort_key} (S)"),
         None => String::new(),
     };
     writeln!(
         out,
-        "table {:?} is ready: partition key {} (S){sort_key}, TTL on {}, index {EXPIRY_INDEX} on ({}, {}){index}",
+        "table {:?} is ready: partition key {} (S){sort_key}, TTL on {}, index {EXPIRY_INDEX} on ({}, {}){index}, index {INFLIGHT_INDEX} on ({}, {}){inflight}",
         store.table_name(),
         names.partition_key,
         names.expires_at,
         names.expiry_bucket,
         names.expires_at,
+        names.inflight_shard,
+        names.lease_expires_at,
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -159,6 +168,19 @@ pub async fn purge(
     } else {
         writeln!(out, "no record {pk}: nothing to delete")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `idem inflight`.
+pub async fn inflight(store: &DynamoDbStore, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    let count = in_flight(store, SystemClock.now_millis()).await?;
+    writeln!(
+        out,
+        "table {:?}: {} in flight (PENDING, lease live), {} abandoned (PENDING, lease lapsed)",
+        store.table_name(),
+        count.live,
+        count.lapsed
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -61,6 +61,9 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Requests in flight now (records PENDING with a live lease) and abandoned ones
+    /// (PENDING, lease lapsed), counted through the in-flight index
+    Inflight,
     /// Per-day statistics kept by the sweeper, today (UTC) first
     Stats {
         /// How many days to show
@@ -176,6 +179,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Stats { days } => {
             checked().await?;
             commands::stats(&store, days, &mut out).await
+        }
+        Command::Inflight => {
+            checked().await?;
+            commands::inflight(&store, &mut out).await
         }
     }
 }

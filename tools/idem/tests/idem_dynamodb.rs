@@ -74,7 +74,7 @@ async fn created_table() -> String {
     assert_eq!(
         out.stdout,
         format!(
-            "table {table:?} is ready: partition key pk (S), TTL on expires_at, index expiry-index on (expiry_bucket, expires_at)\n"
+            "table {table:?} is ready: partition key pk (S), TTL on expires_at, index expiry-index on (expiry_bucket, expires_at), index inflight-index on (inflight_shard, lease_expires_at_ms)\n"
         )
     );
     table
@@ -100,10 +100,25 @@ async fn create_inspect_and_purge() {
 
     let store = DynamoDbStore::new(support::client().await, table.clone());
     let lease = begin(&store, "order-1").await;
+    // In flight until it completes.
+    let inflight = || idem(&["inflight", "--table", &table], "", &[]);
+    let in_flight_now = |live: u32| {
+        format!(
+            "table {table:?}: {live} in flight (PENDING, lease live), 0 abandoned (PENDING, lease lapsed)\n"
+        )
+    };
+    let out = inflight();
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, in_flight_now(1)),
+        "{}",
+        out.stderr
+    );
     store
         .complete(&lease, br#"{"orderId":"o-1"}"#)
         .await
         .unwrap();
+    assert_eq!(inflight().stdout, in_flight_now(0));
     let pk = lease.partition_key.clone();
     assert_eq!(pk, "k1|12:POST /orders|5:alice|order-1");
 
@@ -358,7 +373,7 @@ async fn a_single_table_layout_from_the_environment() {
     assert_eq!(
         out.stdout,
         format!(
-            "table {table:?} is ready: partition key pk (S), sort key sk (S), TTL on expires_at, index expiry-index on (expiry_bucket, expires_at)\n"
+            "table {table:?} is ready: partition key pk (S), sort key sk (S), TTL on expires_at, index expiry-index on (expiry_bucket, expires_at), index inflight-index on (inflight_shard, lease_expires_at_ms)\n"
         )
     );
     let store = DynamoDbStore::new(support::client().await, table.clone())
