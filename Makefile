@@ -24,6 +24,7 @@ CI_VENV_STAMP := $(CI_VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CL
 # looking for real ones, and telemetry stays off.
 SAM_OFFLINE := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint \
 	AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0
+SAM_TELEMETRY_OFF := env SAM_CLI_TELEMETRY=0
 
 # cargo-lambda is needed by build, deploy and local only (never by CI: it takes about
 # 20 minutes to install).
@@ -84,18 +85,23 @@ $(CI_VENV_STAMP):
 	$(SAM_OFFLINE) $(CI_VENV)/bin/sam --version
 	touch $@
 
-## build: release arm64 binaries of every function in target/lambda/<name>/bootstrap (needs cargo-lambda; not in CI)
-build:
+# The functions' architecture for build and deploy: empty = samconfig.toml's
+# (arm64), or `make build deploy ARCH=x86_64`.
+ARCH ?=
+ARCH_OVERRIDE := $(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+
+## build: `sam build`: release binaries of the three functions (never idem) in .aws-sam/build, arm64 or ARCH=x86_64 (needs cargo-lambda; not in CI)
+build: $(CI_VENV_STAMP)
 	@$(REQUIRE) cargo
 	$(require_cargo_lambda)
-	# The default members (library, functions, idem), not --workspace: test-support
-	# turns on the library's `testing` feature, which must not reach a release binary.
-	cargo lambda build --release --arm64
+	# sam build compiles each function's binary alone with cargo lambda (the
+	# rust-cargolambda build method, `--bin <name>`), so neither idem nor test-support's
+	# `testing` feature of the library reaches a bootstrap.
+	$(SAM_TELEMETRY_OFF) $(CI_VENV)/bin/sam build --template template.yaml $(ARCH_OVERRIDE)
 
-## deploy: sam build, then `sam deploy --guided` (needs cargo-lambda and AWS credentials; never run in CI)
-deploy: build $(CI_VENV_STAMP)
-	$(CI_VENV)/bin/sam build --template template.yaml
-	$(CI_VENV)/bin/sam deploy --guided
+## deploy: `make build` (the one compilation), then `sam deploy --guided` with the same ARCH (needs AWS credentials; never run in CI)
+deploy: build
+	$(SAM_TELEMETRY_OFF) $(CI_VENV)/bin/sam deploy --guided $(ARCH_OVERRIDE)
 
 ## local: DynamoDB Local with the tables, then `cargo lambda watch` on every function (needs cargo-lambda; Ctrl-C stops)
 local:

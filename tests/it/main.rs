@@ -31,3 +31,4 @@ mod store_cached;
 mod store_dynamodb;
 mod store_memory;
 mod store_redis;
+mod template;

@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 use lambda_idempotency::clock::{Clock, SharedClock, SystemClock};
 use lambda_idempotency::metrics::{INFLIGHT, INFLIGHT_LAPSED};
-use lambda_idempotency::ops::{InFlight, SweepOptions, SweepReport, in_flight, sweep};
+use lambda_idempotency::ops::{
+    InFlight, SweepOptions, SweepReport, check_inflight_index, in_flight, sweep,
+};
 use lambda_idempotency::store::dynamodb::DynamoDbStore;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -163,7 +165,17 @@ pub struct Sweeper {
     store: DynamoDbStore,
     options: SweepOptions,
     clock: SharedClock,
-    count_in_flight: bool,
+    in_flight: InFlightCounting,
+}
+
+/// Whether runs count the requests in flight.
+#[derive(Debug, Clone)]
+enum InFlightCounting {
+    On,
+    Off,
+    /// Off until the table's in-flight index is `ACTIVE`, checked at each run (an
+    /// index added to an existing table is built while the sweeper runs).
+    WhenIndexActive(Arc<std::sync::atomic::AtomicBool>),
 }
 
 impl Sweeper {
@@ -173,15 +185,27 @@ impl Sweeper {
             store,
             options,
             clock: Arc::new(SystemClock),
-            count_in_flight: true,
+            in_flight: InFlightCounting::On,
         }
     }
 
-    /// Whether runs count the requests in flight (default yes; `main` turns it off,
-    /// with a warning, for a table without the in-flight index).
+    /// Whether runs count the requests in flight (default yes).
     #[must_use]
     pub fn with_in_flight(mut self, count: bool) -> Self {
-        self.count_in_flight = count;
+        self.in_flight = if count {
+            InFlightCounting::On
+        } else {
+            InFlightCounting::Off
+        };
+        self
+    }
+
+    /// Counts the requests in flight once the table's in-flight index is `ACTIVE`,
+    /// checking at each run until it is (one free `DescribeTable`): for a table whose
+    /// index is missing or still being built when the function starts.
+    #[must_use]
+    pub fn with_in_flight_when_index_active(mut self) -> Self {
+        self.in_flight = InFlightCounting::WhenIndexActive(Arc::default());
         self
     }
 
@@ -204,8 +228,18 @@ impl Sweeper {
 
     /// Counts the requests in flight now, unless counting is off.
     pub async fn measure_in_flight(&self) -> Result<Option<InFlight>, SweepError> {
-        if !self.count_in_flight {
-            return Ok(None);
+        use std::sync::atomic::Ordering;
+        match &self.in_flight {
+            InFlightCounting::On => {}
+            InFlightCounting::Off => return Ok(None),
+            InFlightCounting::WhenIndexActive(active) if !active.load(Ordering::Relaxed) => {
+                if let Err(e) = check_inflight_index(&self.store).await {
+                    tracing::warn!(error = %e, "the in-flight gauge is not measured");
+                    return Ok(None);
+                }
+                active.store(true, Ordering::Relaxed);
+            }
+            InFlightCounting::WhenIndexActive(_) => {}
         }
         Ok(Some(in_flight(&self.store, self.clock.now_millis()).await?))
     }

@@ -5,7 +5,8 @@
 //! `SWEEP_LOOKBACK_HOURS` (default 73), and the SDK's usual settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` locally). A missing variable, table or expiry index
 //! stops the start-up with one clear line; a missing in-flight index is a warning
-//! (the sweeper then sweeps without measuring the in-flight gauge).
+//! (the sweeper then sweeps, and measures the in-flight gauge once the index is
+//! ACTIVE).
 
 use std::sync::Arc;
 
@@ -29,15 +30,14 @@ async fn run() -> Result<(), Error> {
         .with_key_layout(KeyLayout::from_env()?);
     store.check_key_layout().await?;
     check_expiry_index(&store).await?;
-    // Without the in-flight index the sweeper still sweeps; the gauge is not measured.
-    let count_in_flight = match check_inflight_index(&store).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "the in-flight gauge is not measured");
-            false
-        }
-    };
-    let sweeper = Arc::new(Sweeper::new(store, options).with_in_flight(count_in_flight));
+    // Without an ACTIVE in-flight index the sweeper still sweeps, and measures the
+    // gauge once the index is there (checked at each run, with a warning).
+    let mut sweeper = Sweeper::new(store.clone(), options);
+    if let Err(e) = check_inflight_index(&store).await {
+        tracing::warn!(error = %e, "the in-flight gauge is not measured until the index is ACTIVE");
+        sweeper = sweeper.with_in_flight_when_index_active();
+    }
+    let sweeper = Arc::new(sweeper);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let sweeper = Arc::clone(&sweeper);
         async move { sweeper.handle(event).await }

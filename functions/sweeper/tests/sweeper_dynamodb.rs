@@ -550,6 +550,9 @@ async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
             .contains("has no index \"inflight-index\" on (inflight_shard, lease_expires_at_ms)"),
         "{err}"
     );
+    // The function's sweeper then sweeps without the gauge, and checks at each run.
+    let sweeper = Sweeper::new(store.clone(), small(10)).with_in_flight_when_index_active();
+    assert_eq!(sweeper.measure_in_flight().await.unwrap(), None);
     lambda_idempotency::ops::create_table(&client, &table, &names)
         .await
         .unwrap();
@@ -581,7 +584,11 @@ async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
         index.projection().and_then(|p| p.projection_type()),
         Some(&aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
     );
-    if let Err(e) = check_inflight_index(&store).await {
-        assert!(e.to_string().contains("is CREATING"), "{e}");
+    match check_inflight_index(&store).await {
+        Ok(()) => assert!(sweeper.measure_in_flight().await.unwrap().is_some()),
+        Err(e) => {
+            assert!(e.to_string().contains("is CREATING"), "{e}");
+            assert_eq!(sweeper.measure_in_flight().await.unwrap(), None);
+        }
     }
 }
