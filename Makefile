@@ -31,7 +31,8 @@ SAM_TELEMETRY_OFF := env SAM_CLI_TELEMETRY=0
 define require_cargo_lambda
 	@cargo lambda --version >/dev/null 2>&1 || { \
 	  echo "cargo lambda not found: install it with 'cargo install cargo-lambda --locked'" >&2; \
-	  echo "(about 20 minutes), plus zig for cross-compiling to arm64: 'pip install ziglang'." >&2; \
+	  echo "(about 20 minutes), plus zig, which it links with: 'pip install ziglang', or" >&2; \
+	  echo "'.venv-ci/bin/pip install ziglang' (make build puts .venv-ci/bin first on PATH)." >&2; \
 	  echo "See https://www.cargo-lambda.info/guide/installation.html for prebuilt binaries." >&2; \
 	  exit 1; }
 endef
@@ -97,7 +98,9 @@ build: $(CI_VENV_STAMP)
 	# sam build compiles each function's binary alone with cargo lambda (the
 	# rust-cargolambda build method, `--bin <name>`), so neither idem nor test-support's
 	# `testing` feature of the library reaches a bootstrap.
-	$(SAM_TELEMETRY_OFF) $(CI_VENV)/bin/sam build --template template.yaml $(ARCH_OVERRIDE)
+	# .venv-ci/bin first on PATH: its python3 finds zig when ziglang is pip-installed there.
+	PATH="$(CURDIR)/$(CI_VENV)/bin:$$PATH" $(SAM_TELEMETRY_OFF) $(CI_VENV)/bin/sam build \
+	  --template template.yaml $(ARCH_OVERRIDE)
 
 ## deploy: `make build` (the one compilation), then `sam deploy --guided` with the same ARCH (needs AWS credentials; never run in CI)
 deploy: build
