@@ -37,9 +37,10 @@ define require_cargo_lambda
 	  exit 1; }
 endef
 
-## test: lint, then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local and a fresh redis-server
+## test: lint, the dev scripts without Linux-only tools (as on macOS), then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local and a fresh redis-server
 test: lint
 	@$(REQUIRE) cargo
+	scripts/test-portable-scripts.sh
 	$(WITH_DYNAMODB) $(WITH_REDIS) scripts/cargo-test-all.sh
 
 # Each cargo feature of the library alone (and none) must build, lint-clean.

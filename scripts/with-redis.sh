@@ -10,8 +10,10 @@
 # can run at once. The server's log goes to .redis/redis.<port>.log (git-ignored),
 # removed on success.
 #
-# Needs redis-server and redis-cli (Debian package redis-server; .ci/run installs
-# it with apt-get when missing) and ss (iproute2).
+# Needs bash 4.1+, redis-server and redis-cli (Debian package redis-server; .ci/run
+# installs it with apt-get when missing; macOS: brew install redis). Runs on Linux
+# and macOS: scripts/portable.sh finds ports and their owners with ss (Linux) or
+# lsof (macOS), else with python3 or bash alone.
 # shellcheck disable=SC2317 # cleanup functions are called from traps
 set -euo pipefail
 
@@ -20,6 +22,9 @@ readonly MAX_ATTEMPTS=5
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_DIR="$ROOT/.redis"
+# shellcheck source=scripts/portable.sh
+source "$ROOT/scripts/portable.sh"
+require_bash_4_1
 
 log() { printf 'with-redis: %s\n' "$*" >&2; }
 die() {
@@ -33,9 +38,8 @@ if [[ $# -eq 0 ]]; then
 fi
 
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=("redis-server (the Debian package redis-server: apt-get install redis-server)")
-command -v redis-cli >/dev/null 2>&1 || missing+=("redis-cli (the Debian package redis-server: apt-get install redis-server)")
-command -v ss >/dev/null 2>&1 || missing+=("ss (apt-get install iproute2)")
+command -v redis-server >/dev/null 2>&1 || missing+=("redis-server (the Debian package redis-server: apt-get install redis-server; macOS: brew install redis)")
+command -v redis-cli >/dev/null 2>&1 || missing+=("redis-cli (the Debian package redis-server: apt-get install redis-server; macOS: brew install redis)")
 if ((${#missing[@]})); then
     log "error: missing prerequisites:"
     printf '  - %s\n' "${missing[@]}" >&2
@@ -44,13 +48,13 @@ fi
 
 mkdir -p "$LOG_DIR"
 
-# A port nobody listens on now; a race with another process is caught below (the
+# A port with no TCP socket now; a race with another process is caught below (the
 # server fails to bind and the next attempt takes another port).
 free_port() {
     local port
     for _ in $(seq 50); do
         port=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$port" | grep . >/dev/null; then
+        if ! port_in_use "$port"; then
             echo "$port"
             return 0
         fi
@@ -77,8 +81,21 @@ stop_server() {
 }
 
 # Whether our own server (not another process that took the port first) listens.
+# Without ss and lsof there is no telling: then it is assumed (and said once).
+told_unknown_owner=""
 owns_port() {
-    ss -Hltnp "sport = :$port" | grep "pid=$server_pid," >/dev/null
+    local pids pid
+    if ! pids="$(listening_pids "$port")"; then
+        if [[ -z $told_unknown_owner ]]; then
+            log "neither ss nor lsof found: not checking that the port is our redis-server's"
+            told_unknown_owner=1
+        fi
+        return 0
+    fi
+    for pid in $pids; do
+        if [[ $pid == "$server_pid" ]]; then return 0; fi
+    done
+    return 1
 }
 trap stop_server EXIT
 trap 'exit 130' INT
