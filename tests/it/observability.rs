@@ -611,17 +611,22 @@ fn no_log_line_holds_the_raw_actor_or_the_partition_key() {
             "a partition key is logged: {text}"
         );
     }
-    // The handler's line carries the request's context through the span.
+    // The handler's line carries the request's context through the spans: its
+    // current span is the handler step, inside the request's `idempotency` span.
     let handler_line = logs
         .iter()
         .find(|l| l["fields"]["message"] == "the handler logs inside the request's span")
         .expect("the handler's line");
-    assert_eq!(handler_line["span"]["idempotency_key"], "k-ok");
-    assert_eq!(handler_line["span"]["route"], "POST /orders");
-    assert_eq!(
-        handler_line["span"]["actor_hash"].as_str().map(str::len),
-        Some(16)
-    );
+    assert_eq!(handler_line["span"]["name"], "idempotency.handler");
+    let request = handler_line["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "idempotency")
+        .expect("the request's span in the line's span list");
+    assert_eq!(request["idempotency_key"], "k-ok");
+    assert_eq!(request["route"], "POST /orders");
+    assert_eq!(request["actor_hash"].as_str().map(str::len), Some(16));
 }
 
 /// Every conflict (a key reused with another request) writes its WARN line, whatever
