@@ -24,8 +24,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use lambda_idempotency::ops::create_table;
-use lambda_idempotency::store::dynamodb::AttributeNames;
 use serde_json::json;
 use support::{Stats, ms};
 
@@ -82,7 +80,7 @@ fn main() {
     let size = binary_size(&binary);
 
     let endpoint = endpoint.unwrap();
-    let (idempotency_table, orders_table) = create_tables();
+    let (idempotency_table, orders_table) = support::create_tables("cold-start");
     let orders = Function {
         name: "orders-api",
         program: binary.clone(),
@@ -190,7 +188,7 @@ fn main() {
     );
     println!("results: {}", path.display());
 
-    drop_tables(&[idempotency_table, orders_table]);
+    support::drop_tables(&[idempotency_table, orders_table]);
 }
 
 fn ms_json(s: Stats) -> serde_json::Value {
@@ -245,73 +243,6 @@ fn binary_size(binary: &Path) -> Size {
     Size { as_built, stripped }
 }
 
-fn sdk_client(runtime: &tokio::runtime::Runtime) -> aws_sdk_dynamodb::Client {
-    runtime.block_on(async {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        aws_sdk_dynamodb::Client::new(&sdk)
-    })
-}
-
-/// The idempotency table and an orders table (`pk` + `sk` strings, as
-/// orders-api's `create_orders_table` makes it).
-fn create_tables() -> (String, String) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = sdk_client(&runtime);
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let idempotency = format!("cold-start-idempotency-{id}");
-    let orders = format!("cold-start-orders-{id}");
-    runtime.block_on(async {
-        create_table(&client, &idempotency, &AttributeNames::default())
-            .await
-            .expect("create the idempotency table");
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap()
-        };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .unwrap()
-        };
-        client
-            .create_table()
-            .table_name(&orders)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk"))
-            .attribute_definitions(attr("sk"))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .send()
-            .await
-            .expect("create the orders table");
-    });
-    (idempotency, orders)
-}
-
-fn drop_tables(tables: &[String]) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = sdk_client(&runtime);
-    runtime.block_on(async {
-        for table in tables {
-            let _ = client.delete_table().table_name(table).send().await;
-        }
-    });
-}
-
 struct Function {
     name: &'static str,
     program: PathBuf,
@@ -335,21 +266,8 @@ fn start_once(api: &RuntimeApi, f: &Function) -> Duration {
         .join("cold_start.stderr.log");
     std::fs::create_dir_all(log.parent().unwrap()).expect("results folder");
     let stderr = std::fs::File::create(&log).expect("stderr log");
-    let mut command = Command::new(&f.program);
+    let mut command = support::lambda_command(&f.program, &api.address);
     command
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api.address.clone())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bench-function")
-        .env("_HANDLER", "bootstrap")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench-function")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_SESSION_TOKEN", "local")
         .envs(f.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -147,6 +147,14 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Milliseconds since the Unix epoch, now.
+pub fn epoch_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -169,4 +177,100 @@ pub fn utc_now() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A command that runs `program` as Lambda would, against the Runtime API at
+/// `runtime_api` (`host:port`): the environment cleared, then Lambda's variables, dummy
+/// credentials and region.
+pub fn lambda_command(program: &std::path::Path, runtime_api: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench-function")
+        .env("_HANDLER", "bootstrap")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench-function")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_SESSION_TOKEN", "local");
+    command
+}
+
+/// An SDK client from the environment (DynamoDB Local's endpoint under the scripts).
+pub fn sdk_client(runtime: &tokio::runtime::Runtime) -> aws_sdk_dynamodb::Client {
+    runtime.block_on(async {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+    })
+}
+
+/// An idempotency table and an orders table (`pk` + `sk` strings, as orders-api's
+/// `create_orders_table` makes it), named `{prefix}-idempotency-{uuid}` and
+/// `{prefix}-orders-{uuid}`.
+pub fn create_tables(prefix: &str) -> (String, String) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = sdk_client(&runtime);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let idempotency = format!("{prefix}-idempotency-{id}");
+    let orders = format!("{prefix}-orders-{id}");
+    runtime.block_on(async {
+        lambda_idempotency::ops::create_table(
+            &client,
+            &idempotency,
+            &lambda_idempotency::store::dynamodb::AttributeNames::default(),
+        )
+        .await
+        .expect("create the idempotency table");
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .unwrap()
+        };
+        client
+            .create_table()
+            .table_name(&orders)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .send()
+            .await
+            .expect("create the orders table");
+    });
+    (idempotency, orders)
+}
+
+/// Deletes the tables, ignoring errors (they live in a throw-away DynamoDB Local).
+pub fn drop_tables(tables: &[String]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = sdk_client(&runtime);
+    runtime.block_on(async {
+        for table in tables {
+            let _ = client.delete_table().table_name(table).send().await;
+        }
+    });
 }
