@@ -32,16 +32,22 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure,
+};
 use lambda_http::{Body, Request, Response, service_fn};
 use lambda_idempotency::__internals::{StoredResponse, fingerprint_of};
 use lambda_idempotency::http::{IDEMPOTENT_REPLAYED, IdempotencyLayer, route_of};
 use lambda_idempotency::key::IdempotencyKey;
-use lambda_idempotency::ops::{FORMAT_VERSION, create_table, expiry_bucket};
+use lambda_idempotency::ops::{
+    EXPIRY_INDEX, FORMAT_VERSION, INFLIGHT_INDEX, create_table, expiry_bucket, expiry_shard,
+};
 use lambda_idempotency::scope::{ANONYMOUS_ACTOR, Scope};
 use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
 use serde_json::json;
-use support::{CallCounter, Stats, json_of, request, us};
+use support::floor::{Floor, item_size};
+use support::{CallCounter, Stats, json_of, request, thread_cpu, us};
 use tower::{Layer, Service, ServiceExt};
 
 fn handler_response() -> Response<Body> {
@@ -107,6 +113,7 @@ impl Raw {
             (n.key.clone(), s(key)),
             (n.format.clone(), num(i64::from(FORMAT_VERSION))),
             (n.expiry_bucket.clone(), s(&expiry_bucket(expires_at, pk))),
+            (n.inflight_shard.clone(), s(&expiry_shard(pk).to_string())),
         ])
     }
 
@@ -190,18 +197,31 @@ impl Raw {
     }
 
     async fn update(&self, pk: &str, token: &str) {
+        self.update_builder(pk, token)
+            .send()
+            .await
+            .expect("UpdateItem");
+    }
+
+    /// The store's completion, fenced on the lease token.
+    fn update_builder(
+        &self,
+        pk: &str,
+        token: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         let n = &self.names;
         self.client
             .update_item()
             .table_name(&self.table)
             .key(&n.partition_key, AttributeValue::S(pk.to_owned()))
             .condition_expression("#tok = :tok AND #st = :pending")
-            .update_expression("SET #st = :status, #upd = :now_ms, #resp = :resp REMOVE #enc")
+            .update_expression("SET #st = :status, #upd = :now_ms, #resp = :resp REMOVE #enc, #ifs")
             .expression_attribute_names("#tok", &n.lease_token)
             .expression_attribute_names("#st", &n.status)
             .expression_attribute_names("#upd", &n.updated_at)
             .expression_attribute_names("#resp", &n.response)
             .expression_attribute_names("#enc", &n.response_encoding)
+            .expression_attribute_names("#ifs", &n.inflight_shard)
             .expression_attribute_values(":tok", AttributeValue::S(token.to_owned()))
             .expression_attribute_values(":pending", AttributeValue::S("PENDING".into()))
             .expression_attribute_values(":status", AttributeValue::S("COMPLETED".into()))
@@ -211,9 +231,6 @@ impl Raw {
                 AttributeValue::B(Blob::new(self.response.clone())),
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await
-            .expect("UpdateItem");
     }
 
     /// A new key: the conditional `PutItem`, then the fenced `UpdateItem` (with the
@@ -232,21 +249,25 @@ impl Raw {
     }
 }
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 8] = [
     "unwrapped",
     "raw new key",
     "raw failing put",
     "layer new key",
     "layer replay",
     "layer conflict",
+    "floor new key",
+    "floor failing put",
 ];
 
-const EXPECTED_CALLS: [&[&str]; 6] = [
+const EXPECTED_CALLS: [&[&str]; 8] = [
     &[],
     &["PutItem", "UpdateItem"],
     &["PutItem"],
     &["PutItem", "UpdateItem"],
     &["PutItem"],
+    &["PutItem"],
+    &["PutItem", "UpdateItem"],
     &["PutItem"],
 ];
 
@@ -311,9 +332,13 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
     assert_eq!(first.status(), 201);
     assert!(raw.put("raw-completed").await, "a fresh raw key is written");
     raw.complete("raw-completed").await;
+    // The floor stores the same response bytes as the layer.
+    let floor = Floor::create(&client, raw.response.clone()).await;
+    floor.new_key("floor-completed", now_ms()).await;
     counter.take();
 
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); SCENARIOS.len()];
+    let mut cpu: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); SCENARIOS.len()];
     let mut calls = [0usize; SCENARIOS.len()];
     for round in 0..warmup + iterations {
         let measured = round >= warmup;
@@ -321,6 +346,7 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
             // Inputs are built before the clock starts: only the call is timed.
             let raw_key = format!("raw-new-{round}");
             let new_key = format!("new-{round}");
+            let floor_key = format!("floor-new-{round}");
             let req = match i {
                 0 => Some(request("k", &body)),
                 3 => Some(request(&new_key, &body)),
@@ -328,6 +354,7 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
                 5 => Some(request("replayed", &other_body)),
                 _ => None,
             };
+            let cpu_started = thread_cpu();
             let started = Instant::now();
             let response = match (i, req) {
                 (0, Some(req)) => Some(unwrapped.ready().await.unwrap().call(req).await),
@@ -339,10 +366,22 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
                     assert!(!raw.put("raw-completed").await, "raw put should fail");
                     None
                 }
+                (6, _) => {
+                    floor.new_key(&floor_key, now_ms()).await;
+                    None
+                }
+                (7, _) => {
+                    assert!(
+                        floor.failing_put("floor-completed", now_ms()).await,
+                        "floor put should fail with the item"
+                    );
+                    None
+                }
                 (_, Some(req)) => Some(layered.ready().await.unwrap().call(req).await),
                 _ => unreachable!(),
             };
             let elapsed = started.elapsed();
+            let cpu_used = thread_cpu().saturating_sub(cpu_started);
             if let Some(response) = response {
                 let r = response.unwrap();
                 let (status, replayed) = match i {
@@ -364,12 +403,14 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
             );
             if measured {
                 samples[i].push(elapsed);
+                cpu[i].push(cpu_used);
                 calls[i] += ops.len();
             }
         }
     }
 
     let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
+    let cpu_stats: Vec<Stats> = cpu.iter().map(|s| Stats::of(s)).collect();
     let calls_per_request: Vec<f64> = calls
         .iter()
         .map(|c| *c as f64 / iterations as f64)
@@ -382,26 +423,29 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
     );
     println!();
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10}  {:>9}",
-        "scenario", "p50 µs", "p99 µs", "min µs", "mean µs", "calls/req"
+        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>9}",
+        "scenario", "p50 µs", "p99 µs", "min µs", "mean µs", "CPU p50", "calls/req"
     );
-    println!("{}", "-".repeat(89));
+    println!("{}", "-".repeat(100));
     let label = |i: usize| match i {
         0 => "unwrapped handler",
         1 => "raw PutItem + UpdateItem (new key)",
         2 => "raw failing PutItem (ALL_OLD)",
         3 => "layer, new key",
         4 => "layer, replay",
-        _ => "layer, conflict (different body)",
+        5 => "layer, conflict (different body)",
+        6 => "floor PutItem + UpdateItem",
+        _ => "floor failing PutItem (ALL_OLD)",
     };
     for (i, s) in stats.iter().enumerate() {
         println!(
-            "{:<34} {:>10.1} {:>10.1} {:>10.1} {:>10.1}  {:>9.2}",
+            "{:<34} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}  {:>9.2}",
             label(i),
             us(s.p50),
             us(s.p99),
             us(s.min),
             us(s.mean),
+            us(cpu_stats[i].p50),
             calls_per_request[i]
         );
     }
@@ -446,6 +490,49 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
             }),
         );
     }
+    // The layer against the floor: whole requests, wall and CPU, at p50.
+    println!();
+    println!(
+        "{:<34} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
+        "layer vs floor (whole request)",
+        "layer p50",
+        "floor p50",
+        "wall",
+        "layer CPU",
+        "floor CPU",
+        "CPU"
+    );
+    println!("{}", "-".repeat(104));
+    let mut floor_ratios = serde_json::Map::new();
+    for (name, layer, floor_index) in [("new key", 3, 6), ("replay", 4, 7), ("conflict", 5, 7)] {
+        let round4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let (lw, fw) = (us(stats[layer].p50), us(stats[floor_index].p50));
+        let (lc, fc) = (us(cpu_stats[layer].p50), us(cpu_stats[floor_index].p50));
+        println!(
+            "{:<34} {:>9.1} µs {:>9.1} µs {:>8.3} {:>9.1} µs {:>9.1} µs {:>8.3}",
+            name,
+            lw,
+            fw,
+            lw / fw,
+            lc,
+            fc,
+            lc / fc
+        );
+        floor_ratios.insert(
+            name.to_owned(),
+            json!({
+                "layer_p50_us": lw, "floor_p50_us": fw, "wall_ratio_p50": round4(lw / fw),
+                "layer_cpu_p50_us": lc, "floor_cpu_p50_us": fc, "cpu_ratio_p50": round4(lc / fc),
+            }),
+        );
+    }
+    let capacity = if bench {
+        Some(capacity_report(&client, &raw).await)
+    } else {
+        None
+    };
+    let _ = client.delete_table().table_name(&floor.table).send().await;
+
     println!();
     if bench {
         println!(
@@ -457,6 +544,7 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
             .enumerate()
             .map(|(i, name)| {
                 let mut v = stats[i].to_json_us();
+                v["cpu_p50_us"] = json!(us(cpu_stats[i].p50));
                 v["calls_per_request"] = json!(calls_per_request[i]);
                 v["calls"] = json!(EXPECTED_CALLS[i]);
                 ((*name).to_owned(), v)
@@ -473,6 +561,8 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
                 "request_body_bytes": body.len(),
                 "scenarios": scenarios,
                 "added_vs_raw": ratios,
+                "layer_vs_floor": floor_ratios,
+                "capacity_1k_response": capacity,
                 "target_ratio": 1.1,
                 "target_met": worst_p50 <= 1.10,
             }),
@@ -483,4 +573,193 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
     }
 
     let _ = client.delete_table().table_name(&table).send().await;
+}
+
+/// Write units per new key with a 1 KB response body (`ReturnConsumedCapacity =
+/// INDEXES`): the store's item and completion on a table with both indexes (the
+/// default), with the expiry index only, and with none, and the floor's; and each
+/// item's size once completed. Printed, and returned for the JSON results.
+async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
+    let body_1k = Response::builder()
+        .status(201)
+        .header("content-type", "application/json")
+        .body(Body::Binary(json_of(1024)))
+        .unwrap();
+    let response = StoredResponse::capture(&body_1k, |_| true).encode();
+    let units = |c: Option<&ConsumedCapacity>| {
+        let c = c.expect("DynamoDB Local reports consumed capacity");
+        let table = c.table().and_then(|t| t.capacity_units()).unwrap_or(0.0);
+        let indexes: f64 = c
+            .global_secondary_indexes()
+            .map(|m| m.values().filter_map(|i| i.capacity_units()).sum())
+            .unwrap_or(0.0);
+        (table, indexes)
+    };
+    let mut rows = Vec::new();
+    for (layout, indexes) in [
+        (
+            "store item, both indexes (default)",
+            &[EXPIRY_INDEX, INFLIGHT_INDEX][..],
+        ),
+        ("store item, expiry index only", &[EXPIRY_INDEX][..]),
+        ("store item, no index", &[][..]),
+    ] {
+        let table = table_with_indexes(client, &raw.names, indexes).await;
+        let raw = Raw {
+            client: client.clone(),
+            table: table.clone(),
+            names: raw.names.clone(),
+            route: raw.route.clone(),
+            fingerprint: raw.fingerprint.clone(),
+            response: response.clone(),
+        };
+        let now = now_ms();
+        let pk = raw.partition_key("capacity-1");
+        let item = raw.pending_item("capacity-1", &pk, now);
+        let token = item[&raw.names.lease_token].as_s().unwrap().clone();
+        let put = raw
+            .begin_put(item, now)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .expect("PutItem");
+        let update = raw
+            .update_builder(&pk, &token)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .expect("UpdateItem");
+        let stored = client
+            .get_item()
+            .table_name(&table)
+            .key(&raw.names.partition_key, AttributeValue::S(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        rows.push((
+            layout,
+            units(put.consumed_capacity()),
+            units(update.consumed_capacity()),
+            item_size(stored.item().expect("the completed item")),
+        ));
+        let _ = client.delete_table().table_name(&table).send().await;
+    }
+    let floor = Floor::create(client, response.clone()).await;
+    let now = now_ms();
+    let put = floor
+        .put("capacity-1", now)
+        .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+        .send()
+        .await
+        .expect("floor PutItem");
+    let update = floor
+        .update("capacity-1")
+        .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+        .send()
+        .await
+        .expect("floor UpdateItem");
+    let stored = client
+        .get_item()
+        .table_name(&floor.table)
+        .key("id", AttributeValue::S("capacity-1".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("floor GetItem");
+    rows.push((
+        "floor item (id, status, expiration, data)",
+        units(put.consumed_capacity()),
+        units(update.consumed_capacity()),
+        item_size(stored.item().expect("the floor's item")),
+    ));
+    let _ = client.delete_table().table_name(&floor.table).send().await;
+
+    println!();
+    println!(
+        "write units per new key, {} B response stored (ReturnConsumedCapacity = INDEXES; a \
+         replay or conflict is one failing conditional PutItem, whose capacity DynamoDB does \
+         not report)",
+        response.len()
+    );
+    println!(
+        "{:<42} {:>12} {:>12} {:>14} {:>14} {:>8} {:>11}",
+        "item / table",
+        "put table",
+        "put indexes",
+        "update table",
+        "update indexes",
+        "total",
+        "item bytes"
+    );
+    println!("{}", "-".repeat(120));
+    let mut json_rows = Vec::new();
+    for (layout, (pt, pi), (ut, ui), size) in &rows {
+        let total = pt + pi + ut + ui;
+        println!(
+            "{:<42} {:>12.1} {:>12.1} {:>14.1} {:>14.1} {:>8.1} {:>11}",
+            layout, pt, pi, ut, ui, total, size
+        );
+        json_rows.push(json!({
+            "layout": layout,
+            "put_table_units": pt, "put_index_units": pi,
+            "update_table_units": ut, "update_index_units": ui,
+            "total_units": total, "item_bytes": size,
+        }));
+    }
+    json!({ "stored_response_bytes": response.len(), "rows": json_rows })
+}
+
+/// A table keyed like the default one, with only `indexes` of the two sparse GSIs.
+async fn table_with_indexes(client: &Client, names: &AttributeNames, indexes: &[&str]) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let definition = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let table = format!("capacity-bench-{}", uuid::Uuid::new_v4().simple());
+    let mut create = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition(&names.partition_key, ScalarAttributeType::S))
+        .key_schema(key(&names.partition_key, KeyType::Hash));
+    for index in indexes {
+        let (hash, range) = if *index == EXPIRY_INDEX {
+            (&names.expiry_bucket, &names.expires_at)
+        } else {
+            (&names.inflight_shard, &names.lease_expires_at)
+        };
+        create = create
+            .attribute_definitions(definition(hash, ScalarAttributeType::S))
+            .attribute_definitions(definition(range, ScalarAttributeType::N))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(hash, KeyType::Hash))
+                    .key_schema(key(range, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.expect("create a capacity table");
+    table
 }

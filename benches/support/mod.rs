@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod floor;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -147,6 +149,19 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+/// CPU time this thread has used (user and system): what a request costs the
+/// function's own core, whatever it waits for.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn epoch_millis() -> i64 {
     SystemTime::now()
