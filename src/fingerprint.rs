@@ -24,7 +24,6 @@
 //!   runtime has parsed them, so `v1` is exact for them.
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
@@ -417,9 +416,12 @@ impl Framer {
         let mut text = String::with_capacity(version.len() + 1 + 2 * digest.len());
         text.push_str(version);
         text.push(':');
+        // A table instead of `write!("{:02x}")`: formatting took a tenth of a replay's
+        // time in the layer.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for byte in &digest {
-            // Writing to a String cannot fail.
-            let _ = write!(text, "{byte:02x}");
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
         Fingerprint(text)
     }

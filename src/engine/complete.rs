@@ -233,7 +233,7 @@ pub(crate) enum Failed {
 /// `idempotency.fail` span.
 pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
     let span = super::spans::fail();
-    let started = std::time::Instant::now();
+    let timer = super::spans::Timer::start(&span);
     let failed = mark_errored(store, lease).instrument(span.clone()).await;
     span.record(
         "result",
@@ -243,7 +243,7 @@ pub(crate) async fn fail(store: &dyn Store, lease: &Lease) -> Failed {
             Failed::NotMarked => "not_marked",
         },
     );
-    span.record("duration_ms", super::spans::elapsed_ms(started));
+    timer.record(&span);
     failed
 }
 

@@ -282,7 +282,7 @@ impl Core {
         let lease_for = |now: i64| self.config.lease_for(now, deadline);
         let mut lookup_ms = 0.0;
         let span = spans::begin();
-        let started = std::time::Instant::now();
+        let timer = spans::Timer::start(&span);
         let outcome = begin::begin_waiting(
             &*self.store,
             &mut attempt.begin,
@@ -296,22 +296,22 @@ impl Core {
         .instrument(span.clone())
         .await;
         attempt.report.lookup_ms = Some(lookup_ms);
-        let decision = Self::decide(outcome, self.clock.now_millis());
+        let decision = Self::decide(outcome, &*self.clock);
         span.record("decision", decision.name());
         if let Some(status) = decision.record_status() {
             span.record("record_status", status.as_str());
         }
-        span.record("duration_ms", spans::elapsed_ms(started));
+        timer.record(&span);
         decision
     }
 
-    fn decide(outcome: crate::Result<BeginOutcome>, now_ms: i64) -> Decision {
+    fn decide(outcome: crate::Result<BeginOutcome>, clock: &dyn crate::clock::Clock) -> Decision {
         match outcome {
             Ok(BeginOutcome::Started { lease, .. }) => Decision::Run(lease),
             Ok(BeginOutcome::Replay(record)) => Decision::Replay(record),
             Ok(BeginOutcome::Mismatch(record)) => Decision::Mismatch(record),
             Ok(BeginOutcome::InFlight(record)) => Decision::InFlight {
-                retry_after_secs: begin::retry_after_secs(&record, now_ms),
+                retry_after_secs: begin::retry_after_secs(&record, clock.now_millis()),
                 record,
             },
             // A record this version cannot read blocks its key: retrying will not help.
@@ -348,9 +348,9 @@ impl Core {
         .with_deadline(attempt.deadline_ms);
         let call = AssertUnwindSafe(current.scope(atomic.run(handler)));
         let span = spans::handler();
-        let started = std::time::Instant::now();
+        let timer = spans::Timer::start(&span);
         let result = call.catch_unwind().instrument(span.clone()).await;
-        span.record("duration_ms", spans::elapsed_ms(started));
+        timer.record(&span);
         let output = match result {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => {
@@ -380,7 +380,7 @@ impl Core {
         let writes = atomic.take();
         let committed_with_writes = writes.is_some();
         let span = spans::complete(committed_with_writes, bytes.len());
-        let started = std::time::Instant::now();
+        let timer = spans::Timer::start(&span);
         let completion = complete::complete(
             &*self.store,
             lease,
@@ -392,7 +392,7 @@ impl Core {
         .instrument(span.clone())
         .await;
         span.record("completion", completion.name());
-        span.record("duration_ms", spans::elapsed_ms(started));
+        timer.record(&span);
         if completion == Completion::Stored {
             attempt.report.record_size = Some(bytes.len());
         }

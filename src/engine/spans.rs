@@ -25,9 +25,22 @@ use tracing::field::Empty;
 
 use crate::record::Record;
 
-/// Milliseconds since `started`, for a `duration_ms` attribute.
-pub(crate) fn elapsed_ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
+/// Times a span for its `duration_ms` attribute, reading the clock only when the span
+/// is recorded by a subscriber: without one, a request reads no clock for its spans.
+pub(crate) struct Timer(Option<Instant>);
+
+impl Timer {
+    /// Starts timing `span` (if it is enabled).
+    pub(crate) fn start(span: &Span) -> Self {
+        Self((!span.is_disabled()).then(Instant::now))
+    }
+
+    /// Records the time since the start as `duration_ms` on `span`.
+    pub(crate) fn record(&self, span: &Span) {
+        if let Some(started) = self.0 {
+            span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
 }
 
 /// `idempotency`: one request, from its key to its answer. The adapters run the
@@ -76,13 +89,14 @@ pub(crate) fn fail() -> Span {
     tracing::info_span!("idempotency.fail", result = Empty, duration_ms = Empty)
 }
 
-/// `idempotency.replay` for a record about to be replayed, at `now_ms`.
-pub(crate) fn replay(record: &Record, now_ms: i64) -> Span {
+/// `idempotency.replay` for a record about to be replayed (the clock is read only
+/// when the span is enabled).
+pub(crate) fn replay(record: &Record, clock: &dyn crate::clock::Clock) -> Span {
     tracing::info_span!(
         "idempotency.replay",
         record_status = record.status.as_str(),
         response_bytes = record.response.as_ref().map_or(0, Vec::len),
-        stored_age_ms = now_ms.saturating_sub(record.updated_at_ms),
+        stored_age_ms = clock.now_millis().saturating_sub(record.updated_at_ms),
         http_status = Empty,
         duration_ms = Empty
     )

@@ -257,10 +257,10 @@ where
         }
         Decision::Replay(record) => {
             report.finish(Outcome::Replayed, Some(record.status));
-            let span = crate::engine::spans::replay(&record, settings.core.clock.now_millis());
-            let started = std::time::Instant::now();
+            let span = crate::engine::spans::replay(&record, &*settings.core.clock);
+            let timer = crate::engine::spans::Timer::start(&span);
             let replayed = span.in_scope(|| replay(settings, &record, key, replay_as));
-            span.record("duration_ms", crate::engine::spans::elapsed_ms(started));
+            timer.record(&span);
             replayed
         }
         Decision::Mismatch(record) => {

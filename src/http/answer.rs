@@ -49,8 +49,8 @@ pub(super) fn decided(
             None,
         ),
         Decision::Replay(record) => {
-            let span = spans::replay(&record, settings.core.clock.now_millis());
-            let started = std::time::Instant::now();
+            let span = spans::replay(&record, &*settings.core.clock);
+            let timer = spans::Timer::start(&span);
             let mut response = span.in_scope(|| replay(&record, key));
             if let Some(hook) = &settings.on_replay
                 && response.headers().contains_key(IDEMPOTENT_REPLAYED)
@@ -58,7 +58,7 @@ pub(super) fn decided(
                 span.in_scope(|| hook(&mut response, &record));
             }
             span.record("http_status", response.status().as_u16());
-            span.record("duration_ms", spans::elapsed_ms(started));
+            timer.record(&span);
             (Outcome::Replayed, response, Some(record))
         }
         Decision::Mismatch(record) => {
