@@ -27,12 +27,15 @@ async fn run() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    // The records' store first (a missing IDEMPOTENCY_TABLE is named before anything
-    // is called), then the orders' table.
-    let store = orders_api::store::from_env(&client).await?;
+    // Both settings are read before anything is called (a missing IDEMPOTENCY_TABLE
+    // is named first); then both tables are checked at once, and the store's failure,
+    // if any, is reported first.
+    let (store, store_check) = orders_api::store::from_env(&client).await?;
     let orders_table = required_env(ENV_ORDERS_TABLE, "a DynamoDB table")?;
     let repo = DynamoDbRepo::new(client, orders_table);
-    repo.check_table().await?;
+    let (store_checked, orders_checked) = tokio::join!(store_check, repo.check_table());
+    store_checked?;
+    orders_checked?;
 
     let layer = IdempotencyLayer::builder(store)
         .config(config)

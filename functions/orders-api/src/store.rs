@@ -2,6 +2,8 @@
 //! set (this crate's `redis` feature), else the DynamoDB table `IDEMPOTENCY_TABLE`.
 //! The orders themselves always live in DynamoDB.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use lambda_http::Error;
@@ -16,29 +18,35 @@ pub fn redis_url() -> Option<String> {
     std::env::var(ENV_REDIS_URL).ok().filter(|u| !u.is_empty())
 }
 
-/// The store the environment names, checked (the table's key schema and
-/// replication, or a `PING`).
-pub async fn from_env(client: &aws_sdk_dynamodb::Client) -> Result<Arc<dyn Store>, Error> {
+/// A check of the store, to run beside the function's other start-up calls.
+pub type Check = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// The store the environment names, and its check (the table's key schema and
+/// replication, or a `PING`), not yet run: `main` runs it at the same time as the
+/// orders table's, so start-up waits for one round trip instead of two.
+pub async fn from_env(client: &aws_sdk_dynamodb::Client) -> Result<(Arc<dyn Store>, Check), Error> {
     if let Some(url) = redis_url() {
         return redis(&url).await;
     }
     let table = function_support::required_env(ENV_TABLE, "a DynamoDB table")?;
     let store = DynamoDbStore::new(client.clone(), table).with_key_layout(KeyLayout::from_env()?);
-    store.check_table().await?;
-    Ok(Arc::new(store))
+    let checked = store.clone();
+    let check: Check = Box::pin(async move { Ok(checked.check_table().await?) });
+    Ok((Arc::new(store), check))
 }
 
-/// The Redis store at `url`, checked.
+/// The Redis store at `url`, and its check.
 #[cfg(feature = "redis")]
-pub async fn redis(url: &str) -> Result<Arc<dyn Store>, Error> {
+pub async fn redis(url: &str) -> Result<(Arc<dyn Store>, Check), Error> {
     let store = lambda_idempotency::store::redis::RedisStore::connect(url).await?;
-    store.check().await?;
-    Ok(Arc::new(store))
+    let checked = store.clone();
+    let check: Check = Box::pin(async move { Ok(checked.check().await?) });
+    Ok((Arc::new(store), check))
 }
 
 /// Without the `redis` feature there is no Redis store: say how to get one.
 #[cfg(not(feature = "redis"))]
-pub async fn redis(_url: &str) -> Result<Arc<dyn Store>, Error> {
+pub async fn redis(_url: &str) -> Result<(Arc<dyn Store>, Check), Error> {
     Err(format!(
         "{ENV_REDIS_URL} is set, but orders-api was built without its `redis` feature: \
          build it with `--features redis` (or unset {ENV_REDIS_URL} to use DynamoDB)"
