@@ -113,11 +113,12 @@ local:
 	$(require_cargo_lambda)
 	$(WITH_DYNAMODB) scripts/local-stack.sh
 
-## bench: criterion micro-benchmarks, end-to-end latency against DynamoDB Local and a redis-server, orders-api size, init time and memory over 10,000 requests (results in target/bench-results/; see BENCHMARKS.md)
+## bench: criterion micro-benchmarks, the layer at 1/13 of a core, end-to-end latency against DynamoDB Local and a redis-server, orders-api size, init time and memory over 10,000 requests (results in target/bench-results/; see BENCHMARKS.md)
 bench:
 	@$(REQUIRE) cargo
 	cargo build --release -p orders-api
 	cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3
+	cargo bench --bench throttled
 	$(WITH_DYNAMODB) cargo bench --bench end_to_end --bench cold_start --bench memory
 	$(WITH_REDIS) cargo bench --bench end_to_end_redis
 
