@@ -16,7 +16,9 @@
 //! runs a sleep-interleaved stand-in instead: after each request the child sleeps 12
 //! times the CPU the request used, so on average it gets 1/13 of the core (this
 //! spreads the pause over every request instead of the quota's long pauses, so only
-//! its mean wall time compares). `THROTTLED_REQUESTS` (default 20000 per scenario).
+//! its mean wall time compares). Each request's allocations are counted too (a
+//! counting global allocator in this bench's binary; the median is reported).
+//! `THROTTLED_REQUESTS` (default 20000 per scenario).
 //! Results: a table and `target/bench-results/throttled.json`. Without `--bench` (as
 //! `cargo test --all-targets` runs it) it measures 200 unthrottled requests in
 //! process and writes nothing.
@@ -33,6 +35,37 @@ use lambda_idempotency::store::MemoryStore;
 use serde_json::{Value, json};
 use support::{Stats, json_of, request, thread_cpu, us};
 use tower::{Layer, Service, ServiceExt};
+
+/// Counts the allocations of this process (only this bench's binary), so that each
+/// request's count can be reported.
+struct Counting;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: every call is passed on unchanged to the system allocator.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `alloc` above, with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as for `realloc`'s caller.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 const CHILD_ENV: &str = "THROTTLED_CHILD";
 const SLEEP_ENV: &str = "THROTTLED_SLEEP_FACTOR";
@@ -88,7 +121,7 @@ fn main() {
         "per request, {requests} requests per scenario, 1 KB JSON body, MemoryStore; throttled: {how}"
     );
     println!(
-        "{:<16} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "{:<16} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>8}",
         "scenario",
         "CPU p50",
         "CPU p50 thr",
@@ -96,13 +129,14 @@ fn main() {
         "wall p50 thr",
         "wall mean",
         "wall mean thr",
-        "wall p99 thr"
+        "wall p99 thr",
+        "allocs"
     );
     let mut rows = serde_json::Map::new();
     for (i, name) in SCENARIOS.iter().enumerate() {
         let (u, t) = (&unthrottled[i], &throttled[i]);
         println!(
-            "{:<16} {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.1} µs",
+            "{:<16} {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.2} µs {:>9.1} µs {:>8}",
             name,
             u.cpu_p50_us,
             t.cpu_p50_us,
@@ -110,7 +144,8 @@ fn main() {
             t.wall_p50_us,
             u.wall_mean_us,
             t.wall_mean_us,
-            t.wall_p99_us
+            t.wall_p99_us,
+            u.allocations_p50
         );
         rows.insert(
             (*name).to_owned(),
@@ -152,6 +187,7 @@ fn main() {
 
 /// One scenario's figures, in microseconds.
 struct Row {
+    allocations_p50: u64,
     cpu_p50_us: f64,
     wall_p50_us: f64,
     wall_mean_us: f64,
@@ -159,8 +195,9 @@ struct Row {
 }
 
 impl Row {
-    fn of(cpu: &Stats, wall: &Stats) -> Row {
+    fn of(cpu: &Stats, wall: &Stats, allocations_p50: u64) -> Row {
         Row {
+            allocations_p50,
             cpu_p50_us: us(cpu.p50),
             wall_p50_us: us(wall.p50),
             wall_mean_us: us(wall.mean),
@@ -170,6 +207,7 @@ impl Row {
 
     fn to_json(&self) -> Value {
         json!({
+            "allocations_p50": self.allocations_p50,
             "cpu_p50_us": self.cpu_p50_us, "wall_p50_us": self.wall_p50_us,
             "wall_mean_us": self.wall_mean_us, "wall_p99_us": self.wall_p99_us,
         })
@@ -181,6 +219,7 @@ impl Row {
                 .unwrap_or_else(|| panic!("child result without {k}: {v}"))
         };
         Row {
+            allocations_p50: f("allocations_p50") as u64,
             cpu_p50_us: f("cpu_p50_us"),
             wall_p50_us: f("wall_p50_us"),
             wall_mean_us: f("wall_mean_us"),
@@ -234,7 +273,9 @@ fn child() {
     let mut results: serde_json::Map<String, Value> = SCENARIOS
         .iter()
         .zip(&rows)
-        .map(|(name, (wall, cpu))| ((*name).to_owned(), Row::of(cpu, wall).to_json()))
+        .map(|(name, (wall, cpu, allocs))| {
+            ((*name).to_owned(), Row::of(cpu, wall, *allocs).to_json())
+        })
         .collect();
     results.insert("run_s".into(), json!(started.elapsed().as_secs_f64()));
     println!("{}", Value::Object(results));
@@ -250,7 +291,7 @@ async fn handler(_req: Request) -> Result<Response<Body>, lambda_http::Error> {
 /// `requests` rounds of the three scenarios, interleaved; per scenario the (wall,
 /// CPU) statistics. With a `sleep_factor`, each request is followed by a sleep of
 /// that many times its CPU time (the stand-in for a quota).
-fn measure(requests: usize, sleep_factor: u32) -> Vec<(Stats, Stats)> {
+fn measure(requests: usize, sleep_factor: u32) -> Vec<(Stats, Stats, u64)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -275,11 +316,13 @@ fn measure(requests: usize, sleep_factor: u32) -> Vec<(Stats, Stats)> {
     });
     let mut wall = vec![Vec::with_capacity(requests); SCENARIOS.len()];
     let mut cpu = vec![Vec::with_capacity(requests); SCENARIOS.len()];
+    let mut allocs: Vec<Vec<u64>> = vec![Vec::with_capacity(requests); SCENARIOS.len()];
     for _ in 0..requests {
         for i in 0..SCENARIOS.len() {
             // A fresh store for a new key (as in benches/overhead.rs), built untimed.
             let mut fresh = layer();
             let req = request(if i == 2 { "same" } else { "key" }, &body);
+            let allocs_before = allocations();
             let (cpu_started, started) = (thread_cpu(), Instant::now());
             let response = runtime.block_on(async {
                 match i {
@@ -289,6 +332,8 @@ fn measure(requests: usize, sleep_factor: u32) -> Vec<(Stats, Stats)> {
                 }
             });
             let (elapsed, used) = (started.elapsed(), thread_cpu().saturating_sub(cpu_started));
+            // Counted while the response is alive: its allocations count, its drop not.
+            allocs[i].push(allocations() - allocs_before);
             assert_eq!(response.unwrap().status(), 201, "{}", SCENARIOS[i]);
             wall[i].push(elapsed);
             cpu[i].push(used);
@@ -300,7 +345,11 @@ fn measure(requests: usize, sleep_factor: u32) -> Vec<(Stats, Stats)> {
     }
     wall.iter()
         .zip(&cpu)
-        .map(|(w, c)| (Stats::of(w), Stats::of(c)))
+        .zip(&mut allocs)
+        .map(|((w, c), a)| {
+            a.sort_unstable();
+            (Stats::of(w), Stats::of(c), a[a.len() / 2])
+        })
         .collect()
 }
 
