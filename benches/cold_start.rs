@@ -17,7 +17,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -352,35 +352,15 @@ fn serve(stream: TcpStream, tx: Sender<Event>) {
     });
     let mut writer = stream;
     loop {
-        let mut request_line = String::new();
-        match reader.read_line(&mut request_line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let at = Instant::now();
-        let mut content_length = 0usize;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                content_length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
+        let Some(request) = support::read_request(&mut reader) else {
             return;
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        };
+        let (at, method, path, body) = (
+            request.at,
+            request.method.as_str(),
+            request.path.as_str(),
+            request.body,
+        );
         if method == "GET" && path == NEXT {
             let _ = tx.send(Event::Next(at));
             // Hold the connection until the function is killed.

@@ -604,7 +604,9 @@ async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
         ("store item, expiry index only", &[EXPIRY_INDEX][..]),
         ("store item, no index", &[][..]),
     ] {
-        let table = table_with_indexes(client, &raw.names, indexes).await;
+        let table =
+            lambda_idempotency_test_support::fresh_table_with_indexes(client, &raw.names, indexes)
+                .await;
         let raw = Raw {
             client: client.clone(),
             table: table.clone(),
@@ -662,13 +664,13 @@ async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
     let stored = client
         .get_item()
         .table_name(&floor.table)
-        .key("id", AttributeValue::S("capacity-1".into()))
+        .key("pk", AttributeValue::S("capacity-1".into()))
         .consistent_read(true)
         .send()
         .await
         .expect("floor GetItem");
     rows.push((
-        "floor item (id, status, expiration, data)",
+        "floor item (pk, status, expiration, data)",
         units(put.consumed_capacity()),
         units(update.consumed_capacity()),
         item_size(stored.item().expect("the floor's item")),
@@ -708,58 +710,4 @@ async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
         }));
     }
     json!({ "stored_response_bytes": response.len(), "rows": json_rows })
-}
-
-/// A table keyed like the default one, with only `indexes` of the two sparse GSIs.
-async fn table_with_indexes(client: &Client, names: &AttributeNames, indexes: &[&str]) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let definition = |name: &str, kind: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let table = format!("capacity-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut create = client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(definition(&names.partition_key, ScalarAttributeType::S))
-        .key_schema(key(&names.partition_key, KeyType::Hash));
-    for index in indexes {
-        let (hash, range) = if *index == EXPIRY_INDEX {
-            (&names.expiry_bucket, &names.expires_at)
-        } else {
-            (&names.inflight_shard, &names.lease_expires_at)
-        };
-        create = create
-            .attribute_definitions(definition(hash, ScalarAttributeType::S))
-            .attribute_definitions(definition(range, ScalarAttributeType::N))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(*index)
-                    .key_schema(key(hash, KeyType::Hash))
-                    .key_schema(key(range, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            );
-    }
-    create.send().await.expect("create a capacity table");
-    table
 }

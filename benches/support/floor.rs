@@ -12,12 +12,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-/// The floor's requests on a table of its own (partition key `id`).
+/// The floor's requests on a table of its own (partition key `pk`).
 pub struct Floor {
     pub client: Client,
     pub table: String,
@@ -26,41 +23,19 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Creates the floor's table: `id` (S), on demand, no index.
+    /// Creates the floor's table: `pk` (S), on demand, no index.
     pub async fn create(client: &Client, response: Vec<u8>) -> Floor {
-        let table = format!("floor-bench-{}", uuid::Uuid::new_v4().simple());
-        client
-            .create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("create the floor table");
         Floor {
             client: client.clone(),
-            table,
+            table: lambda_idempotency_test_support::fresh_pk_table(client, "floor-bench").await,
             response,
         }
     }
 
-    /// The item a begin writes: `id`, `status`, `expiration`.
+    /// The item a begin writes: `pk`, `status`, `expiration`.
     pub fn item(&self, id: &str, now_ms: i64) -> HashMap<String, AttributeValue> {
         HashMap::from([
-            ("id".to_owned(), AttributeValue::S(id.to_owned())),
+            ("pk".to_owned(), AttributeValue::S(id.to_owned())),
             ("status".to_owned(), AttributeValue::S("INPROGRESS".into())),
             (
                 "expiration".to_owned(),
@@ -75,7 +50,7 @@ impl Floor {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.item(id, now_ms)))
-            .condition_expression("attribute_not_exists(id) OR expiration < :now")
+            .condition_expression("attribute_not_exists(pk) OR expiration < :now")
             .expression_attribute_values(":now", AttributeValue::N((now_ms / 1000).to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
@@ -85,7 +60,7 @@ impl Floor {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_owned()))
+            .key("pk", AttributeValue::S(id.to_owned()))
             .update_expression("SET #st = :done, #data = :data")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#data", "data")

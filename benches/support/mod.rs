@@ -289,3 +289,46 @@ pub fn drop_tables(tables: &[String]) {
         }
     });
 }
+
+/// One HTTP/1.1 request read from a connection to a local stand-in server: when its
+/// request line arrived, its method, path and body (by `content-length`).
+pub struct HttpRequest {
+    pub at: std::time::Instant,
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// Reads the next request from `reader`; `None` when the connection closes or breaks.
+pub fn read_request(reader: &mut impl std::io::BufRead) -> Option<HttpRequest> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).ok()? == 0 {
+        return None;
+    }
+    let at = std::time::Instant::now();
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).ok()?;
+    let mut parts = request_line.split_whitespace();
+    Some(HttpRequest {
+        at,
+        method: parts.next().unwrap_or("").to_owned(),
+        path: parts.next().unwrap_or("").to_owned(),
+        body,
+    })
+}

@@ -43,8 +43,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, IndexStatus};
 use serde::Serialize;
 
-use super::table::{INFLIGHT_INDEX, index_status};
-use crate::error::{Error, Result};
+use super::table::{INFLIGHT_INDEX, check_index, index_status};
+use crate::error::Result;
 use crate::store::dynamodb::DynamoDbStore;
 use crate::store::dynamodb::codec::EXPIRY_SHARDS;
 use crate::store::dynamodb::errors::map_sdk_error;
@@ -126,24 +126,12 @@ pub async fn inflight_index_status(store: &DynamoDbStore) -> Result<Option<Index
 /// [`Error::StoreUnavailable`]).
 pub async fn check_inflight_index(store: &DynamoDbStore) -> Result<()> {
     let names = store.attribute_names();
-    match inflight_index_status(store).await? {
-        Some(IndexStatus::Active) => Ok(()),
-        Some(status) => Err(Error::StoreUnavailable {
-            message: format!(
-                "index {INFLIGHT_INDEX:?} of table {:?} is {status} (DynamoDB is still building it)",
-                store.table_name(),
-            ),
-            source: None,
-        }),
-        None => Err(Error::StoreRejected {
-            message: format!(
-                "table {:?} has no index {INFLIGHT_INDEX:?} on ({}, {}): requests in flight \
-                 are not counted (create_table adds it to an existing table)",
-                store.table_name(),
-                names.inflight_shard,
-                names.lease_expires_at,
-            ),
-            source: None,
-        }),
-    }
+    check_index(
+        store,
+        INFLIGHT_INDEX,
+        (&names.inflight_shard, &names.lease_expires_at),
+        "requests in flight are counted once it is ACTIVE",
+        "requests in flight are not counted",
+    )
+    .await
 }

@@ -81,9 +81,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::stats::{DayCounts, add_stats};
-use super::table::{EXPIRY_INDEX, index_status};
+use super::table::{EXPIRY_INDEX, check_index, index_status};
 use crate::day::Day;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::Status;
 use crate::store::dynamodb::DynamoDbStore;
 use crate::store::dynamodb::codec::{EXPIRY_SHARDS, expiry_bucket_of};
@@ -386,25 +386,12 @@ pub async fn expiry_index_status(store: &DynamoDbStore) -> Result<Option<IndexSt
 /// a table created without the index is one clear error.
 pub async fn check_expiry_index(store: &DynamoDbStore) -> Result<()> {
     let names = store.attribute_names();
-    match expiry_index_status(store).await? {
-        Some(IndexStatus::Active) => Ok(()),
-        Some(status) => Err(Error::StoreUnavailable {
-            message: format!(
-                "index {EXPIRY_INDEX:?} of table {:?} is {status} (DynamoDB is still building it): \
-                 the sweeper can run once it is ACTIVE",
-                store.table_name(),
-            ),
-            source: None,
-        }),
-        None => Err(Error::StoreRejected {
-            message: format!(
-                "table {:?} has no index {EXPIRY_INDEX:?} on ({}, {}): the sweeper needs it \
-                 (create_table adds it to an existing table)",
-                store.table_name(),
-                names.expiry_bucket,
-                names.expires_at,
-            ),
-            source: None,
-        }),
-    }
+    check_index(
+        store,
+        EXPIRY_INDEX,
+        (&names.expiry_bucket, &names.expires_at),
+        "the sweeper can run once it is ACTIVE",
+        "the sweeper needs it",
+    )
+    .await
 }

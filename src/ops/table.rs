@@ -11,9 +11,9 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::error::{Error, Result};
-use crate::store::dynamodb::KeyLayout;
 use crate::store::dynamodb::codec::AttributeNames;
 use crate::store::dynamodb::errors::map_sdk_error;
+use crate::store::dynamodb::{DynamoDbStore, KeyLayout};
 
 /// How long to wait for a new table to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -233,6 +233,37 @@ async fn ensure_index(
             Ok(())
         }
         Err(e) => Err(map_sdk_error(e, table)),
+    }
+}
+
+/// `Ok(())` when `index` (keyed on `keys`) is `ACTIVE`; otherwise why not, as one
+/// clear error: still being built ([`Error::StoreUnavailable`], ending with
+/// `when_built`), or missing ([`Error::StoreRejected`], saying what it is `needed_for`).
+pub(crate) async fn check_index(
+    store: &DynamoDbStore,
+    index: &str,
+    keys: (&str, &str),
+    when_built: &str,
+    needed_for: &str,
+) -> Result<()> {
+    let table = store.table_name();
+    match index_status(store.client(), table, index).await? {
+        Some(IndexStatus::Active) => Ok(()),
+        Some(status) => Err(Error::StoreUnavailable {
+            message: format!(
+                "index {index:?} of table {table:?} is {status} (DynamoDB is still building it): \
+                 {when_built}"
+            ),
+            source: None,
+        }),
+        None => Err(Error::StoreRejected {
+            message: format!(
+                "table {table:?} has no index {index:?} on ({}, {}): {needed_for} \
+                 (create_table adds it to an existing table)",
+                keys.0, keys.1
+            ),
+            source: None,
+        }),
     }
 }
 

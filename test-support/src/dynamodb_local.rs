@@ -90,6 +90,70 @@ pub async fn fresh_pk_table(client: &Client, prefix: &str) -> String {
     table
 }
 
+/// Creates a table keyed like the default one (`names.partition_key`) with only
+/// `indexes` of the two sparse ones ([`EXPIRY_INDEX`], [`INFLIGHT_INDEX`]): a table
+/// from an older release, or one without an index whose cost is being measured.
+///
+/// [`EXPIRY_INDEX`]: lambda_idempotency::ops::EXPIRY_INDEX
+/// [`INFLIGHT_INDEX`]: lambda_idempotency::ops::INFLIGHT_INDEX
+pub async fn fresh_table_with_indexes(
+    client: &Client,
+    names: &AttributeNames,
+    indexes: &[&str],
+) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    use lambda_idempotency::ops::EXPIRY_INDEX;
+    let definition = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    let mut create = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition(&names.partition_key, ScalarAttributeType::S))
+        .key_schema(key(&names.partition_key, KeyType::Hash));
+    for index in indexes {
+        let (hash, range) = if *index == EXPIRY_INDEX {
+            (&names.expiry_bucket, &names.expires_at)
+        } else {
+            (&names.inflight_shard, &names.lease_expires_at)
+        };
+        create = create
+            .attribute_definitions(definition(hash, ScalarAttributeType::S))
+            .attribute_definitions(definition(range, ScalarAttributeType::N))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(hash, KeyType::Hash))
+                    .key_schema(key(range, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.unwrap();
+    table
+}
+
 /// A client for the DynamoDB Local at `endpoint` (a test's own), with the SDK's
 /// default retries, as a function would have.
 pub async fn client_for(endpoint: &str) -> Client {

@@ -115,7 +115,8 @@ fn check_emf(doc: &Value) -> Vec<String> {
     names
 }
 
-fn request(key: &str, body: &str) -> Request {
+/// `POST /orders` with an idempotency key and a JSON body (also used by `spans.rs`).
+pub(crate) fn request(key: &str, body: &str) -> Request {
     lambda_http::http::Request::builder()
         .method("POST")
         .uri("/orders")

@@ -19,6 +19,8 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::observability::request;
+
 /// A closed span: its name, its parent's name, and its fields as text.
 #[derive(Debug, Clone)]
 struct Captured {
@@ -114,16 +116,6 @@ fn spans_of<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> Vec<C
 /// The spans called `name`, in the order they closed.
 fn named<'a>(spans: &'a [Captured], name: &str) -> Vec<&'a Captured> {
     spans.iter().filter(|s| s.name == name).collect()
-}
-
-fn request(key: &str, body: &str) -> Request {
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("/orders")
-        .header("idempotency-key", key)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap()
 }
 
 #[test]

@@ -129,82 +129,84 @@ struct Alarm {
     missing: &'static str,
 }
 
+impl Alarm {
+    /// The common case: the 5-minute Sum above 0 in one period, quiet when no data.
+    fn any(
+        id: String,
+        namespace: &'static str,
+        metric: &'static str,
+        dimension: (&'static str, String),
+    ) -> Alarm {
+        Alarm {
+            id,
+            namespace,
+            metric,
+            dimension,
+            stat: "Sum",
+            period: 300,
+            points: (1, 1),
+            comparison: "GreaterThanThreshold",
+            threshold: 0.0,
+            missing: "notBreaching",
+        }
+    }
+}
+
 fn metric_alarms() -> Vec<Alarm> {
+    let dlq = (
+        "QueueName",
+        "!GetAtt PaymentsDeadLetterQueue.QueueName".into(),
+    );
     let mut alarms = vec![Alarm {
-        id: "PaymentsDeadLetterQueueAlarm".into(),
-        namespace: "AWS/SQS",
-        metric: "ApproximateNumberOfMessagesVisible",
-        dimension: (
-            "QueueName",
-            "!GetAtt PaymentsDeadLetterQueue.QueueName".into(),
-        ),
         stat: "Maximum",
-        period: 300,
-        points: (1, 1),
-        comparison: "GreaterThanThreshold",
-        threshold: 0.0,
-        missing: "notBreaching",
+        ..Alarm::any(
+            "PaymentsDeadLetterQueueAlarm".into(),
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            dlq,
+        )
     }];
     for function in ["OrdersApi", "PaymentsConsumer", "Sweeper"] {
-        for (signal, metric) in [("Errors", "Errors"), ("Throttles", "Throttles")] {
-            alarms.push(Alarm {
-                id: format!("{function}{signal}Alarm"),
-                namespace: "AWS/Lambda",
-                metric,
-                dimension: ("FunctionName", format!("!Ref {function}Function")),
-                stat: "Sum",
-                period: 300,
-                points: (1, 1),
-                comparison: "GreaterThanThreshold",
-                threshold: 0.0,
-                missing: "notBreaching",
-            });
+        for metric in ["Errors", "Throttles"] {
+            let dimension = ("FunctionName", format!("!Ref {function}Function"));
+            let id = format!("{function}{metric}Alarm");
+            alarms.push(Alarm::any(id, "AWS/Lambda", metric, dimension));
         }
     }
     alarms.push(Alarm {
-        id: "OrdersHttpApi5xxAlarm".into(),
-        namespace: "AWS/ApiGateway",
-        metric: "5xx",
-        dimension: ("ApiId", "!Ref OrdersHttpApi".into()),
-        stat: "Sum",
         period: 60,
         points: (3, 5),
-        comparison: "GreaterThanThreshold",
-        threshold: 0.0,
-        missing: "notBreaching",
+        ..Alarm::any(
+            "OrdersHttpApi5xxAlarm".into(),
+            "AWS/ApiGateway",
+            "5xx",
+            ("ApiId", "!Ref OrdersHttpApi".into()),
+        )
     });
     for function in ["OrdersApi", "PaymentsConsumer"] {
         for (signal, metric) in [
             ("StoreErrors", metrics::STORE_ERROR),
             ("LeaseLost", metrics::LEASE_LOST),
         ] {
-            alarms.push(Alarm {
-                id: format!("{function}{signal}Alarm"),
-                namespace: "Idempotency",
-                metric,
-                dimension: ("service", format!("!Ref {function}Function")),
-                stat: "Sum",
-                period: 300,
-                points: (1, 1),
-                comparison: "GreaterThanThreshold",
-                threshold: 0.0,
-                missing: "notBreaching",
-            });
+            let dimension = ("service", format!("!Ref {function}Function"));
+            let id = format!("{function}{signal}Alarm");
+            alarms.push(Alarm::any(id, "Idempotency", metric, dimension));
         }
     }
     // The only alarm on absence: no gauge for 15 minutes means the sweeper stopped
     // measuring, so missing data breaches.
     alarms.push(Alarm {
-        id: "InFlightGaugeMissingAlarm".into(),
-        namespace: "Idempotency",
-        metric: metrics::INFLIGHT,
-        dimension: ("table", "!Ref IdempotencyTable".into()),
         stat: "SampleCount",
-        period: 300,
         points: (3, 3),
         comparison: "LessThanThreshold",
         threshold: 1.0,
         missing: "breaching",
+        ..Alarm::any(
+            "InFlightGaugeMissingAlarm".into(),
+            "Idempotency",
+            metrics::INFLIGHT,
+            ("table", "!Ref IdempotencyTable".into()),
+        )
     });
     alarms
 }

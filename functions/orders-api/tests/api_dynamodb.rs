@@ -486,7 +486,28 @@ fn the_binary_refuses_to_start_without_its_tables() {
         .unwrap();
     assert!(!absent.status.success());
     let stderr = String::from_utf8_lossy(&absent.stderr);
+    // Both tables are checked at once; the store's failure is the one reported.
     assert!(stderr.contains("no-such-idempotency-table"), "{stderr}");
+    assert!(!stderr.contains("no-such-orders-table"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // With the idempotency table there, the orders table's failure is reported.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idempotency_table = runtime.block_on(async {
+        support::fresh_table(&support::client().await, &AttributeNames::default()).await
+    });
+    let orders_missing = std::process::Command::new(bin)
+        .env("IDEMPOTENCY_TABLE", &idempotency_table)
+        .env("ORDERS_TABLE", "no-such-orders-table")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", support::endpoint())
+        .output()
+        .unwrap();
+    assert!(!orders_missing.status.success());
+    let stderr = String::from_utf8_lossy(&orders_missing.stderr);
+    assert!(stderr.contains("no-such-orders-table"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

@@ -500,49 +500,8 @@ async fn the_in_flight_gauge_counts_pending_records_with_a_live_lease() {
 #[tokio::test]
 async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
     let client = support::client().await;
-    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
     let names = AttributeNames::default();
-    let s = aws_sdk_dynamodb::types::ScalarAttributeType::S;
-    let n = aws_sdk_dynamodb::types::ScalarAttributeType::N;
-    let def = |name: &str, kind: &aws_sdk_dynamodb::types::ScalarAttributeType| {
-        aws_sdk_dynamodb::types::AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind.clone())
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        aws_sdk_dynamodb::types::KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    use aws_sdk_dynamodb::types::KeyType::{Hash, Range};
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(def("pk", &s))
-        .attribute_definitions(def("expiry_bucket", &s))
-        .attribute_definitions(def("expires_at", &n))
-        .key_schema(key("pk", Hash))
-        .global_secondary_indexes(
-            aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                .index_name(EXPIRY_INDEX)
-                .key_schema(key("expiry_bucket", Hash))
-                .key_schema(key("expires_at", Range))
-                .projection(
-                    aws_sdk_dynamodb::types::Projection::builder()
-                        .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let table = support::fresh_table_with_indexes(&client, &names, &[EXPIRY_INDEX]).await;
     let store = DynamoDbStore::new(client.clone(), table.clone());
     let err = check_inflight_index(&store).await.unwrap_err();
     assert!(
@@ -550,6 +509,12 @@ async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
             .contains("has no index \"inflight-index\" on (inflight_shard, lease_expires_at_ms)"),
         "{err}"
     );
+    // A sweeper told to count on such a table fails its run with the store's error.
+    let err = Sweeper::new(store.clone(), small(10))
+        .measure_in_flight()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, sweeper::SweepError::Store(_)), "{err}");
     // The function's sweeper then sweeps without the gauge, and checks at each run.
     let sweeper = Sweeper::new(store.clone(), small(10)).with_in_flight_when_index_active();
     assert_eq!(sweeper.measure_in_flight().await.unwrap(), None);
