@@ -91,7 +91,7 @@ impl Raw {
         .to_owned()
     }
 
-    fn pending_item(&self, key: &str, pk: &str, now: i64) -> HashMap<String, AttributeValue> {
+    fn pending_item(&self, pk: &str, now: i64) -> HashMap<String, AttributeValue> {
         let n = &self.names;
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let num = |v: i64| AttributeValue::N(v.to_string());
@@ -108,9 +108,7 @@ impl Raw {
             (n.expires_at.clone(), num(expires_at)),
             (n.created_at.clone(), num(now)),
             (n.updated_at.clone(), num(now)),
-            (n.route.clone(), s(&self.route)),
-            (n.actor.clone(), s(ANONYMOUS_ACTOR)),
-            (n.key.clone(), s(key)),
+            // Format 2: the readable partition key already holds route, actor, key.
             (n.format.clone(), num(i64::from(FORMAT_VERSION))),
             (n.expiry_bucket.clone(), s(&expiry_bucket(expires_at, pk))),
             (n.inflight_shard.clone(), s(&expiry_shard(pk).to_string())),
@@ -155,7 +153,7 @@ impl Raw {
         let now = now_ms();
         let pk = self.partition_key(key);
         let result = self
-            .begin_put(self.pending_item(key, &pk, now), now)
+            .begin_put(self.pending_item(&pk, now), now)
             .send()
             .await;
         match result {
@@ -239,7 +237,7 @@ impl Raw {
         let n = &self.names;
         let now = now_ms();
         let pk = self.partition_key(key);
-        let item = self.pending_item(key, &pk, now);
+        let item = self.pending_item(&pk, now);
         let token = item[&n.lease_token].as_s().unwrap().clone();
         self.begin_put(item, now)
             .send()
@@ -617,7 +615,7 @@ async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
         };
         let now = now_ms();
         let pk = raw.partition_key("capacity-1");
-        let item = raw.pending_item("capacity-1", &pk, now);
+        let item = raw.pending_item(&pk, now);
         let token = item[&raw.names.lease_token].as_s().unwrap().clone();
         let put = raw
             .begin_put(item, now)

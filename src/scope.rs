@@ -95,6 +95,41 @@ fn partition_key(route: &str, actor: &str, key: &IdempotencyKey) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The route, actor and key framed in a readable partition key (`k1|…`): the inverse
+/// of [`Scope::partition_key`], so a stored record need not repeat them. `None` for a
+/// hashed key (`h1|…`) or for text that is not a well-formed readable key.
+///
+/// ```
+/// use lambda_idempotency::key::IdempotencyKey;
+/// use lambda_idempotency::scope::{Scope, split_readable_partition_key};
+///
+/// let scope = Scope::new("POST /orders", "a|b", IdempotencyKey::parse("order-1")?);
+/// assert_eq!(
+///     split_readable_partition_key(scope.partition_key()),
+///     Some(("POST /orders", "a|b", "order-1"))
+/// );
+/// assert_eq!(split_readable_partition_key("h1|00ff"), None);
+/// # Ok::<(), lambda_idempotency::key::KeyError>(())
+/// ```
+pub fn split_readable_partition_key(partition_key: &str) -> Option<(&str, &str, &str)> {
+    let rest = partition_key.strip_prefix("k1|")?;
+    let (route, rest) = framed(rest)?;
+    let (actor, key) = framed(rest)?;
+    Some((route, actor, key))
+}
+
+/// Splits `"{len}:{part}|rest"` into `(part, rest)`.
+fn framed(text: &str) -> Option<(&str, &str)> {
+    let (len, rest) = text.split_once(':')?;
+    if len.is_empty() || len.len() > 4 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: usize = len.parse().ok()?;
+    let part = rest.get(..len)?;
+    let rest = rest.get(len..)?.strip_prefix('|')?;
+    Some((part, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +196,41 @@ mod tests {
         for n in [0, 100, 230, 240, 1000] {
             let s = Scope::new("r".repeat(n), "actor", k.clone());
             assert!(s.partition_key().len() <= MAX_READABLE_PARTITION_KEY);
+        }
+    }
+
+    #[test]
+    fn readable_keys_split_back_into_their_triple() {
+        let triples = [
+            ("POST /orders|1:a", "b", "k"),
+            ("POST /orders", "1:a|b", "k-x_y0"),
+            ("", "", "k"),
+            ("é", "ü:|", "k"),
+            ("12:POST /orders|5:alice", "", "k"),
+        ];
+        for (route, actor, k) in triples {
+            let s = Scope::new(route, actor, key(k));
+            assert_eq!(
+                split_readable_partition_key(s.partition_key()),
+                Some((route, actor, k)),
+                "{}",
+                s.partition_key()
+            );
+        }
+        let hashed = Scope::new("r".repeat(600), "a", key("k"));
+        assert_eq!(split_readable_partition_key(hashed.partition_key()), None);
+        for bad in [
+            "",
+            "k1|",
+            "k1|5:POST|1:a|k",
+            "k1|4:POST|9:a|k",
+            "k1|x:POST|1:a|k",
+            "k1|4:POST1:a|k",
+            "k2|4:POST|1:a|k",
+            "k1|1:\u{e9}|1:a|k",
+            "k1|-1:|1:a|k",
+        ] {
+            assert_eq!(split_readable_partition_key(bad), None, "{bad:?}");
         }
     }
 

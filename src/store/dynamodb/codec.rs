@@ -11,13 +11,22 @@ pub use super::names::AttributeNames;
 use crate::error::Error;
 use crate::fingerprint::Fingerprint;
 use crate::record::{LeaseToken, Record, Status};
+use crate::scope::split_readable_partition_key;
 
 /// The `response_encoding` of a zstd-compressed response.
 pub(crate) const ZSTD: &str = "zstd";
 
 /// The item's format version, stored with every record so a later format can read
 /// older items.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 stores the route, actor and key only when the partition key is hashed;
+/// a readable partition key already holds them
+/// ([`split_readable_partition_key`]). This version reads versions 1 and 2; version 1
+/// of the crate rejects version 2 items as corrupt, naming the format.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this version reads.
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 /// How many expiry-index partitions one hour of expiring records is spread over.
 pub const EXPIRY_SHARDS: u8 = 8;
@@ -70,9 +79,13 @@ pub(crate) fn encode(
     }
     item.insert(names.created_at.clone(), n(r.created_at_ms));
     item.insert(names.updated_at.clone(), n(r.updated_at_ms));
-    item.insert(names.route.clone(), s(&r.route));
-    item.insert(names.actor.clone(), s(&r.actor));
-    item.insert(names.key.clone(), s(&r.key));
+    // Each fact once: a readable partition key already frames the triple.
+    let framed = split_readable_partition_key(&r.partition_key);
+    if framed != Some((r.route.as_str(), r.actor.as_str(), r.key.as_str())) {
+        item.insert(names.route.clone(), s(&r.route));
+        item.insert(names.actor.clone(), s(&r.actor));
+        item.insert(names.key.clone(), s(&r.key));
+    }
     item.insert(names.format.clone(), n(i64::from(FORMAT_VERSION)));
     item.insert(
         names.expiry_bucket.clone(),
@@ -103,12 +116,22 @@ pub(crate) fn decode(
     };
     if let Some(format) = item.get(&names.format) {
         let version = number(item, &names.format).map_err(&corrupt)?;
-        if version != i64::from(FORMAT_VERSION) {
+        if !(i64::from(OLDEST_READABLE_FORMAT)..=i64::from(FORMAT_VERSION)).contains(&version) {
             return Err(corrupt(format!(
-                "unsupported format {format:?} (this version reads {FORMAT_VERSION})"
+                "unsupported format {format:?} (this version reads {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION})"
             )));
         }
     }
+    let partition_key = string(item, key_attribute).map_err(&corrupt)?;
+    let framed = split_readable_partition_key(&partition_key);
+    let part = |name: &str, from_key: Option<&str>| match (item.get(name), from_key) {
+        (None, Some(derived)) => Ok(derived.to_owned()),
+        (None, None) => Err(format!("{name} is missing and the partition key is hashed")),
+        (Some(_), _) => string(item, name),
+    };
+    let route = part(&names.route, framed.map(|f| f.0)).map_err(&corrupt)?;
+    let actor = part(&names.actor, framed.map(|f| f.1)).map_err(&corrupt)?;
+    let key = part(&names.key, framed.map(|f| f.2)).map_err(&corrupt)?;
     let status_text = string(item, &names.status).map_err(&corrupt)?;
     let status = Status::parse(&status_text)
         .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
@@ -134,7 +157,7 @@ pub(crate) fn decode(
         ),
     };
     Ok(Record {
-        partition_key: string(item, key_attribute).map_err(&corrupt)?,
+        partition_key,
         status,
         fingerprint: Fingerprint::from_stored(string(item, &names.fingerprint).map_err(&corrupt)?),
         lease_token: LeaseToken::from_stored(string(item, &names.lease_token).map_err(&corrupt)?),
@@ -144,9 +167,9 @@ pub(crate) fn decode(
         response_omitted,
         created_at_ms: number(item, &names.created_at).map_err(&corrupt)?,
         updated_at_ms: number(item, &names.updated_at).map_err(&corrupt)?,
-        route: string(item, &names.route).map_err(&corrupt)?,
-        actor: string(item, &names.actor).map_err(&corrupt)?,
-        key: string(item, &names.key).map_err(&corrupt)?,
+        route,
+        actor,
+        key,
     })
 }
 
@@ -174,7 +197,7 @@ mod tests {
 
     fn sample(response: Option<Vec<u8>>) -> Record {
         Record {
-            partition_key: "k1|4:POST|5:alice|k".into(),
+            partition_key: "k1|12:POST /orders|5:alice|k".into(),
             status: Status::Completed,
             fingerprint: Fingerprint::from_stored("v1:abc".into()),
             lease_token: LeaseToken::generate(),
@@ -222,8 +245,12 @@ mod tests {
         assert_eq!(item["pk"], AttributeValue::S("idempotency#orders".into()));
         assert_eq!(item["sk"], AttributeValue::S(r.partition_key.clone()));
         // Read under the other layout, the record's key is not where it looks.
-        let err = decode(&names, &KeyLayout::PartitionKey, &item).unwrap();
-        assert_eq!(err.partition_key, "idempotency#orders");
+        // Its triple cannot be read from that key either: a typed error.
+        let err = decode(&names, &KeyLayout::PartitionKey, &item).unwrap_err();
+        assert!(
+            matches!(&err, Error::CorruptRecord { partition_key, .. } if partition_key == "idempotency#orders"),
+            "{err}"
+        );
         let mut no_sort_key = item.clone();
         no_sort_key.remove("sk");
         assert!(matches!(
@@ -250,6 +277,45 @@ mod tests {
     }
 
     #[test]
+    fn a_readable_partition_key_is_not_repeated_and_a_hashed_one_is() {
+        let names = AttributeNames::default();
+        let readable = sample(None);
+        let item = encode(&names, &KeyLayout::PartitionKey, &readable);
+        for absent in ["route", "actor", "idempotency_key"] {
+            assert!(!item.contains_key(absent), "{absent} repeated");
+        }
+        assert_eq!(item["format"], AttributeValue::N("2".into()));
+        let mut hashed = sample(None);
+        hashed.partition_key = "h1|".to_owned() + &"0".repeat(64);
+        let item = encode(&names, &KeyLayout::PartitionKey, &hashed);
+        assert_eq!(item["route"], AttributeValue::S("POST /orders".into()));
+        assert_eq!(item["actor"], AttributeValue::S("alice".into()));
+        assert_eq!(item["idempotency_key"], AttributeValue::S("k".into()));
+        assert_eq!(
+            decode(&names, &KeyLayout::PartitionKey, &item).unwrap(),
+            hashed
+        );
+        // Without them a hashed key's triple is lost: a typed error, not a guess.
+        let mut lost = item.clone();
+        lost.remove("actor");
+        let err = decode(&names, &KeyLayout::PartitionKey, &lost).unwrap_err();
+        assert!(err.to_string().contains("actor is missing"), "{err}");
+    }
+
+    #[test]
+    fn format_one_items_still_decode() {
+        // As version 1 wrote them: the triple repeated, format 1.
+        let names = AttributeNames::default();
+        let r = sample(Some(b"{}".to_vec()));
+        let mut item = encode(&names, &KeyLayout::PartitionKey, &r);
+        item.insert("format".into(), AttributeValue::N("1".into()));
+        item.insert("route".into(), AttributeValue::S("POST /orders".into()));
+        item.insert("actor".into(), AttributeValue::S("alice".into()));
+        item.insert("idempotency_key".into(), AttributeValue::S("k".into()));
+        assert_eq!(decode(&names, &KeyLayout::PartitionKey, &item).unwrap(), r);
+    }
+
+    #[test]
     fn shards_are_stable_and_spread() {
         // The first byte of SHA-256("") is 0xe3 = 227; 227 % 8 = 3.
         assert_eq!(expiry_shard(""), 3);
@@ -272,7 +338,9 @@ mod tests {
             ("expires_at", Some(AttributeValue::S("soon".into()))),
             ("expires_at", Some(AttributeValue::N("1.5".into()))),
             ("response", Some(AttributeValue::S("text".into()))),
-            ("format", Some(AttributeValue::N("2".into()))),
+            ("format", Some(AttributeValue::N("3".into()))),
+            ("format", Some(AttributeValue::N("0".into()))),
+            ("route", Some(AttributeValue::N("1".into()))),
             ("fingerprint", None),
         ];
         for (name, value) in cases {
@@ -283,7 +351,7 @@ mod tests {
             };
             let err = decode(&names, &KeyLayout::PartitionKey, &item).unwrap_err();
             assert!(
-                matches!(&err, Error::CorruptRecord { partition_key, .. } if partition_key == "k1|4:POST|5:alice|k"),
+                matches!(&err, Error::CorruptRecord { partition_key, .. } if partition_key == "k1|12:POST /orders|5:alice|k"),
                 "{name}: {err}"
             );
         }
