@@ -53,15 +53,17 @@ create_pk_sk_table() { # <name>: pk (S) + sk (S), on demand, like template.yaml
 }
 
 # --- the idempotency table ---------------------------------------------------
-# The idem CLI creates it exactly as the library expects (key, TTL, expiry index).
+# The idem CLI creates it exactly as the library expects (key, TTL), with the
+# sweeper's indexes, since the sweeper runs here too (as with Sweeper=true).
 if [[ -f tools/idem/Cargo.toml ]]; then
     log "creating table $IDEMPOTENCY_TABLE with the idem CLI (compiles it the first time)"
-    cargo run -q -p idem -- table create --table "$IDEMPOTENCY_TABLE" ||
+    cargo run -q -p idem -- table create --with-sweeper-indexes --table "$IDEMPOTENCY_TABLE" ||
         log "warning: 'idem table create' failed; falling back to a direct CreateTable"
 fi
 if ! table_exists "$IDEMPOTENCY_TABLE"; then
-    # Same shape as template.yaml: pk, expiry-index (expiry_bucket, expires_at) keys
-    # only, TTL on expires_at.
+    # Same shape as template.yaml with Sweeper=true, less the in-flight index (the
+    # sweeper then sweeps without the gauge): pk, expiry-index (expiry_bucket,
+    # expires_at) keys only, TTL on expires_at.
     log "creating table $IDEMPOTENCY_TABLE directly"
     out="$(ddb CreateTable "{\"TableName\":\"$IDEMPOTENCY_TABLE\",\"BillingMode\":\"PAY_PER_REQUEST\",
         \"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},

@@ -23,4 +23,7 @@ pub use sweep::{
     DeleteOutcome, SweepOptions, SweepReport, check_expiry_index, delete_expired,
     expiry_index_status, sweep,
 };
-pub use table::{EXPIRY_INDEX, INFLIGHT_INDEX, create_table, create_table_with_layout};
+pub use table::{
+    EXPIRY_INDEX, INFLIGHT_INDEX, TableIndexes, create_table, create_table_with,
+    create_table_with_layout,
+};

@@ -27,12 +27,28 @@ pub const EXPIRY_INDEX: &str = "expiry-index";
 /// `lease_expires_at_ms` (N), keys only. See [`in_flight`](super::in_flight()).
 pub const INFLIGHT_INDEX: &str = "inflight-index";
 
-/// Creates `table` (on-demand billing, string partition key) with the expiry index
-/// [`EXPIRY_INDEX`] and the in-flight index [`INFLIGHT_INDEX`], and turns on TTL on
-/// the expiry attribute. An existing table is left as it is, except that TTL is
-/// ensured and a missing index is added (without waiting for DynamoDB to backfill
-/// it; DynamoDB adds one index at a time, so a table missing both gets the second on
-/// the next call).
+/// Which secondary indexes [`create_table_with`] gives a table.
+///
+/// The default is none: a new key then costs the same write units as the fewest
+/// requests an idempotency layer can send (3 for a 1 KB response: BENCHMARKS.md),
+/// and TTL alone removes expired records, for free. [`TableIndexes::Sweeper`] adds
+/// the two sparse, keys-only indexes the sweeper needs: 3 more index write units per
+/// new key (the expiry index 1, the in-flight index 2), for early deletes, per-day
+/// statistics and the in-flight gauge. Records carry the indexes' key attributes
+/// either way, so adding the indexes later needs no change to the functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TableIndexes {
+    /// No secondary index: the cheapest table; no sweeper, no in-flight gauge.
+    #[default]
+    None,
+    /// [`EXPIRY_INDEX`] and [`INFLIGHT_INDEX`], for the sweeper.
+    Sweeper,
+}
+
+/// Creates `table` (on-demand billing, string partition key, no secondary index)
+/// and turns on TTL on the expiry attribute; an existing table is left as it is,
+/// except that TTL is ensured. See [`create_table_with`] for the sweeper's indexes.
 ///
 /// In production, create the table with the SAM template instead; this is for
 /// DynamoDB Local, tests and tools.
@@ -46,7 +62,14 @@ pub const INFLIGHT_INDEX: &str = "inflight-index";
 /// # Ok(()) }
 /// ```
 pub async fn create_table(client: &Client, table: &str, names: &AttributeNames) -> Result<()> {
-    create_table_with_layout(client, table, names, &KeyLayout::PartitionKey).await
+    create_table_with(
+        client,
+        table,
+        names,
+        &KeyLayout::PartitionKey,
+        TableIndexes::None,
+    )
+    .await
 }
 
 /// [`create_table`] for a [`KeyLayout`]: a static-partition layout gets a string sort
@@ -67,45 +90,77 @@ pub async fn create_table_with_layout(
     names: &AttributeNames,
     layout: &KeyLayout,
 ) -> Result<()> {
+    create_table_with(client, table, names, layout, TableIndexes::None).await
+}
+
+/// Creates `table` keyed for `layout`, with `indexes`, and turns on TTL on the expiry
+/// attribute. An existing table is left as it is, except that TTL is ensured and,
+/// with [`TableIndexes::Sweeper`], a missing index is added (without waiting for
+/// DynamoDB to backfill it; DynamoDB adds one index at a time, so a table missing
+/// both gets the second on the next call). Indexes are never removed.
+///
+/// ```no_run
+/// use lambda_idempotency::ops::{TableIndexes, create_table_with};
+/// use lambda_idempotency::store::dynamodb::{AttributeNames, KeyLayout};
+///
+/// # async fn example(client: aws_sdk_dynamodb::Client) -> Result<(), lambda_idempotency::Error> {
+/// let (names, layout) = (AttributeNames::default(), KeyLayout::PartitionKey);
+/// create_table_with(&client, "idempotency", &names, &layout, TableIndexes::Sweeper).await?;
+/// # Ok(()) }
+/// ```
+pub async fn create_table_with(
+    client: &Client,
+    table: &str,
+    names: &AttributeNames,
+    layout: &KeyLayout,
+    indexes: TableIndexes,
+) -> Result<()> {
     layout.check(names)?;
-    let mut definitions = attribute_definitions(names, true)?;
+    let sweeper = indexes == TableIndexes::Sweeper;
+    let mut definitions = vec![definition(&names.partition_key, ScalarAttributeType::S)?];
+    if sweeper {
+        definitions.extend(index_attribute_definitions(names)?);
+    }
     let mut key_schema = vec![key(&names.partition_key, KeyType::Hash)?];
     if let Some(sort_key) = layout.sort_key() {
         definitions.push(definition(sort_key, ScalarAttributeType::S)?);
         key_schema.push(key(sort_key, KeyType::Range)?);
     }
-    let created = client
+    let mut request = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(definitions))
-        .set_key_schema(Some(key_schema))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(EXPIRY_INDEX)
-                .set_key_schema(Some(expiry_index_key_schema(names)?))
-                .projection(keys_only())
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(INFLIGHT_INDEX)
-                .set_key_schema(Some(inflight_index_key_schema(names)?))
-                .projection(keys_only())
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        )
-        .send()
-        .await;
-    match created {
+        .set_key_schema(Some(key_schema));
+    if sweeper {
+        request = request
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(EXPIRY_INDEX)
+                    .set_key_schema(Some(expiry_index_key_schema(names)?))
+                    .projection(keys_only())
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(INFLIGHT_INDEX)
+                    .set_key_schema(Some(inflight_index_key_schema(names)?))
+                    .projection(keys_only())
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?,
+            );
+    }
+    match request.send().await {
         Ok(_) => {}
         Err(e) if e.code() == Some("ResourceInUseException") => {}
         Err(e) => return Err(map_sdk_error(e, table)),
     }
     wait_until_active(client, table).await?;
-    ensure_index(client, table, names, EXPIRY_INDEX).await?;
-    ensure_index(client, table, names, INFLIGHT_INDEX).await?;
+    if sweeper {
+        ensure_index(client, table, names, EXPIRY_INDEX).await?;
+        ensure_index(client, table, names, INFLIGHT_INDEX).await?;
+    }
     let ttl = client
         .update_time_to_live()
         .table_name(table)
@@ -131,19 +186,14 @@ pub async fn create_table_with_layout(
     }
 }
 
-fn attribute_definitions(
-    names: &AttributeNames,
-    with_partition_key: bool,
-) -> Result<Vec<AttributeDefinition>> {
-    let mut out = Vec::with_capacity(5);
-    if with_partition_key {
-        out.push(definition(&names.partition_key, ScalarAttributeType::S)?);
-    }
-    out.push(definition(&names.expiry_bucket, ScalarAttributeType::S)?);
-    out.push(definition(&names.expires_at, ScalarAttributeType::N)?);
-    out.push(definition(&names.inflight_shard, ScalarAttributeType::S)?);
-    out.push(definition(&names.lease_expires_at, ScalarAttributeType::N)?);
-    Ok(out)
+/// The attributes the sweeper's two indexes are keyed on.
+fn index_attribute_definitions(names: &AttributeNames) -> Result<Vec<AttributeDefinition>> {
+    Ok(vec![
+        definition(&names.expiry_bucket, ScalarAttributeType::S)?,
+        definition(&names.expires_at, ScalarAttributeType::N)?,
+        definition(&names.inflight_shard, ScalarAttributeType::S)?,
+        definition(&names.lease_expires_at, ScalarAttributeType::N)?,
+    ])
 }
 
 fn definition(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition> {
@@ -206,7 +256,7 @@ async fn ensure_index(
     let added = client
         .update_table()
         .table_name(table)
-        .set_attribute_definitions(Some(attribute_definitions(names, false)?))
+        .set_attribute_definitions(Some(index_attribute_definitions(names)?))
         .global_secondary_index_updates(
             GlobalSecondaryIndexUpdate::builder()
                 .create(
@@ -259,7 +309,7 @@ pub(crate) async fn check_index(
         None => Err(Error::StoreRejected {
             message: format!(
                 "table {table:?} has no index {index:?} on ({}, {}): {needed_for} \
-                 (create_table adds it to an existing table)",
+                 (create_table_with and TableIndexes::Sweeper, or `idem table create --with-sweeper-indexes`, add it to an existing table)",
                 keys.0, keys.1
             ),
             source: None,

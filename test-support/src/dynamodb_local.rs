@@ -46,6 +46,22 @@ pub async fn fresh_table(client: &Client, names: &AttributeNames) -> String {
     table
 }
 
+/// Creates a table with a unique name and the sweeper's two indexes
+/// ([`TableIndexes::Sweeper`](lambda_idempotency::ops::TableIndexes::Sweeper)).
+pub async fn fresh_sweeper_table(client: &Client, names: &AttributeNames) -> String {
+    let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+    lambda_idempotency::ops::create_table_with(
+        client,
+        &table,
+        names,
+        &lambda_idempotency::store::dynamodb::KeyLayout::PartitionKey,
+        lambda_idempotency::ops::TableIndexes::Sweeper,
+    )
+    .await
+    .unwrap();
+    table
+}
+
 /// Creates a table with a unique name, keyed for `layout`.
 pub async fn fresh_table_with_layout(
     client: &Client,

@@ -21,7 +21,7 @@ pub mod redis_process;
 
 pub use calls::CallCounter;
 pub use dynamodb_local::{
-    client, client_for, counting_client, endpoint, fresh_pk_table, fresh_table,
-    fresh_table_with_indexes, fresh_table_with_layout, sdk_config,
+    client, client_for, counting_client, endpoint, fresh_pk_table, fresh_sweeper_table,
+    fresh_table, fresh_table_with_indexes, fresh_table_with_layout, sdk_config,
 };
 pub use redis::{redis_store, redis_url};

@@ -13,9 +13,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType, TimeToLiveStatus};
 use behaviour::{request, start, with_body};
 use lambda_idempotency::Error;
 use lambda_idempotency::clock::ManualClock;
-use lambda_idempotency::ops::{EXPIRY_INDEX, create_table, expiry_bucket};
+use lambda_idempotency::ops::{
+    EXPIRY_INDEX, TableIndexes, create_table, create_table_with, expiry_bucket,
+};
 use lambda_idempotency::record::Status;
-use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore};
+use lambda_idempotency::store::dynamodb::{AttributeNames, DynamoDbStore, KeyLayout};
 use lambda_idempotency::store::{BeginOutcome, Store, WriteOutcome};
 
 async fn make() -> (Arc<dyn Store>, ManualClock) {
@@ -191,7 +193,7 @@ async fn custom_attribute_names_work_end_to_end() {
         expiry_bucket: "gsi_bucket".into(),
         ..AttributeNames::default()
     };
-    let table = support::fresh_table(&client, &names).await;
+    let table = support::fresh_sweeper_table(&client, &names).await;
     let store = DynamoDbStore::new(client.clone(), table.clone()).with_attribute_names(names);
     let r = request("{}");
     let lease = start(&store, &r).await;
@@ -246,8 +248,29 @@ async fn custom_attribute_names_work_end_to_end() {
 async fn create_table_is_idempotent_and_enables_ttl() {
     let client = support::client().await;
     let names = AttributeNames::default();
+    // The default table has no secondary index: a new key writes the table only.
     let table = support::fresh_table(&client, &names).await;
     create_table(&client, &table, &names).await.unwrap();
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = described.table().unwrap();
+    assert!(description.global_secondary_indexes().is_empty());
+    assert_eq!(description.attribute_definitions().len(), 1);
+    // With the sweeper's indexes.
+    let table = support::fresh_sweeper_table(&client, &names).await;
+    create_table_with(
+        &client,
+        &table,
+        &names,
+        &KeyLayout::PartitionKey,
+        TableIndexes::Sweeper,
+    )
+    .await
+    .unwrap();
     let ttl = client
         .describe_time_to_live()
         .table_name(&table)
@@ -302,7 +325,24 @@ async fn expiry_index(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(St
 async fn create_table_adds_the_expiry_index_to_an_older_table() {
     let client = support::client().await;
     let table = support::fresh_pk_table(&client, "idempotency-test").await;
-    create_table(&client, &table, &AttributeNames::default())
+    let names = AttributeNames::default();
+    // Without the sweeper's indexes asked for, nothing is added.
+    create_table(&client, &table, &names).await.unwrap();
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        described
+            .table()
+            .unwrap()
+            .global_secondary_indexes()
+            .is_empty()
+    );
+    let sweeper = TableIndexes::Sweeper;
+    create_table_with(&client, &table, &names, &KeyLayout::PartitionKey, sweeper)
         .await
         .unwrap();
     // Added, not waited for (DynamoDB backfills it; Local may leave it CREATING).
@@ -314,7 +354,7 @@ async fn create_table_adds_the_expiry_index_to_an_older_table() {
         ]
     );
     // Again: it is there, nothing to add.
-    create_table(&client, &table, &AttributeNames::default())
+    create_table_with(&client, &table, &names, &KeyLayout::PartitionKey, sweeper)
         .await
         .unwrap();
 }
@@ -441,8 +481,12 @@ mod static_partition {
 
     async fn store(clock: &ManualClock) -> DynamoDbStore {
         let client = support::client().await;
-        let table =
-            support::fresh_table_with_layout(&client, &AttributeNames::default(), &layout()).await;
+        // With the sweeper's indexes: this layout's sweep is tested below.
+        let table = format!("idempotency-test-{}", uuid::Uuid::new_v4());
+        let names = AttributeNames::default();
+        create_table_with(&client, &table, &names, &layout(), TableIndexes::Sweeper)
+            .await
+            .unwrap();
         DynamoDbStore::new(client, table)
             .with_key_layout(layout())
             .with_clock(clock.clone())

@@ -2,14 +2,15 @@
 //! there and wired to the right thing. `make lint-template` checks the template
 //! against CloudFormation's schemas, but not what it means: that each alarm watches
 //! the metric it names with the right comparison and threshold and notifies
-//! `AlarmTopicArn`; that the idempotency table has the two sparse indexes the sweeper
-//! queries; that the tables are protected, the functions traced with JSON logs, every
-//! route behind the JWT authorizer, the API throttled and logged, the consumer's
-//! concurrency capped, and the in-flight gauge measured every minute. The dashboard's
-//! body is a `!Sub` string that neither linter parses: here it must be JSON and name
-//! only metrics that something emits (the library's names, from
-//! `lambda_idempotency::metrics`, the sweeper's, and the AWS metrics the alarms use).
-//! Nothing is deployed.
+//! `AlarmTopicArn`; that the sweeper, its alarms and the two sparse indexes it queries
+//! exist only with `Sweeper=true` (off by default: TTL alone expires records) and
+//! nothing else names them otherwise; that the tables are protected, the functions
+//! traced with JSON logs, every route behind the JWT authorizer, the API throttled and
+//! logged, the consumer's concurrency capped, and the in-flight gauge measured every
+//! minute. The dashboard's body is a `!Sub` string that neither linter parses: here,
+//! rendered with and without the sweeper, it must be JSON and name only metrics that
+//! something emits (the library's names, from `lambda_idempotency::metrics`, the
+//! sweeper's, and the AWS metrics the alarms use). Nothing is deployed.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -110,6 +111,56 @@ fn sub_text(value: &Value) -> &str {
     match value {
         Value::Tagged(t) if t.tag == "Sub" => str_of(&t.value, "the !Sub"),
         other => panic!("not a !Sub string: {other:?}"),
+    }
+}
+
+/// The condition that parameter `Sweeper` sets.
+const HAS_SWEEPER: &str = "HasSweeper";
+
+/// The resources that exist only with `Sweeper=true`.
+const SWEEPER_RESOURCES: [&str; 5] = [
+    "SweeperFunction",
+    "SweeperLogGroup",
+    "SweeperErrorsAlarm",
+    "SweeperThrottlesAlarm",
+    "InFlightGaugeMissingAlarm",
+];
+
+/// The two branches of `!If [HasSweeper, with, without]`, if `value` is one.
+fn sweeper_if(value: &Value) -> Option<(&Value, &Value)> {
+    match value {
+        Value::Tagged(t) if t.tag == "If" => match t.value.as_sequence()?.as_slice() {
+            [condition, with, without] if condition.as_str() == Some(HAS_SWEEPER) => {
+                Some((with, without))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `sweeper_if`, where the template must say `!If [HasSweeper, ...]`.
+fn sweeper_branches<'a>(value: &'a Value, what: &str) -> (&'a Value, &'a Value) {
+    sweeper_if(value).unwrap_or_else(|| panic!("{what} is not !If [{HAS_SWEEPER}, ...]: {value:?}"))
+}
+
+/// Every string in `value` (keys and scalars, `!Sub` texts included) that is there
+/// whatever `Sweeper` says: all but the first branch of each `!If [HasSweeper, ...]`.
+fn unconditional_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    if let Some((_, without)) = sweeper_if(value) {
+        return unconditional_strings(without, out);
+    }
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Sequence(items) => items.iter().for_each(|v| unconditional_strings(v, out)),
+        Value::Mapping(entries) => {
+            for (key, v) in entries {
+                unconditional_strings(key, out);
+                unconditional_strings(v, out);
+            }
+        }
+        Value::Tagged(t) => unconditional_strings(&t.value, out),
+        _ => {}
     }
 }
 
@@ -351,25 +402,37 @@ fn every_alarm_notifies_the_topic_and_says_what_to_look_at_first() {
 }
 
 #[test]
-fn the_idempotency_table_has_the_sparse_expiry_and_in_flight_indexes() {
+fn the_idempotency_table_has_the_sparse_expiry_and_in_flight_indexes_only_with_the_sweeper() {
     let table = props("IdempotencyTable");
-    let attributes = at(table, &["AttributeDefinitions"]).as_sequence().unwrap();
+    assert_eq!(
+        at(table, &["KeySchema"]),
+        &yaml("[{AttributeName: pk, KeyType: HASH}]")
+    );
+    let pk = yaml("{AttributeName: pk, AttributeType: S}");
+    let (with, without) =
+        sweeper_branches(at(table, &["AttributeDefinitions"]), "AttributeDefinitions");
+    // Without the sweeper, the key alone: CloudFormation refuses a definition no key
+    // or index uses.
+    assert_eq!(without, &Value::Sequence(vec![pk.clone()]));
+    let mut expected = vec![pk];
     for (name, kind) in [
-        ("pk", "S"),
         ("expiry_bucket", "S"),
         ("expires_at", "N"),
         ("inflight_shard", "S"),
         ("lease_expires_at_ms", "N"),
     ] {
-        let definition = yaml(&format!("{{AttributeName: {name}, AttributeType: {kind}}}"));
-        assert!(
-            attributes.contains(&definition),
-            "no attribute {name} ({kind})"
-        );
+        expected.push(yaml(&format!(
+            "{{AttributeName: {name}, AttributeType: {kind}}}"
+        )));
     }
-    let indexes = at(table, &["GlobalSecondaryIndexes"])
-        .as_sequence()
-        .unwrap();
+    assert_eq!(with, &Value::Sequence(expected));
+
+    let (with, without) = sweeper_branches(
+        at(table, &["GlobalSecondaryIndexes"]),
+        "GlobalSecondaryIndexes",
+    );
+    assert_eq!(without, &yaml("!Ref AWS::NoValue"));
+    let indexes = with.as_sequence().unwrap();
     let names: Vec<&str> = indexes
         .iter()
         .map(|i| str_of(at(i, &["IndexName"]), "IndexName"))
@@ -386,6 +449,64 @@ fn the_idempotency_table_has_the_sparse_expiry_and_in_flight_indexes() {
         let projection = at(index, &["Projection", "ProjectionType"]).as_str();
         assert_eq!(projection, Some("KEYS_ONLY"), "{hash}");
     }
+    // TTL expires records either way.
+    assert_eq!(
+        at(table, &["TimeToLiveSpecification"]),
+        &yaml("{AttributeName: expires_at, Enabled: true}")
+    );
+}
+
+#[test]
+fn the_sweeper_is_opt_in_and_off_by_default() {
+    let parameter = template(&["Parameters", "Sweeper"]);
+    assert_eq!(at(parameter, &["Type"]).as_str(), Some("String"));
+    assert_eq!(at(parameter, &["Default"]).as_str(), Some("false"));
+    assert_eq!(
+        at(parameter, &["AllowedValues"]),
+        &yaml(r#"["true", "false"]"#)
+    );
+    assert_eq!(
+        template(&["Conditions", HAS_SWEEPER]),
+        &yaml(r#"!Equals [!Ref Sweeper, "true"]"#)
+    );
+}
+
+#[test]
+fn exactly_the_sweeper_resources_need_the_sweeper_and_nothing_else_names_them() {
+    let resources = template(&["Resources"]).as_mapping().unwrap();
+    let conditional: BTreeSet<&str> = resources
+        .iter()
+        .filter(|(_, r)| r.get("Condition").and_then(Value::as_str) == Some(HAS_SWEEPER))
+        .map(|(id, _)| id.as_str().unwrap())
+        .collect();
+    assert_eq!(conditional, BTreeSet::from(SWEEPER_RESOURCES));
+
+    // What exists without the sweeper (a `!Ref`, `!GetAtt`, `${...}` or DependsOn
+    // to one of them would fail the deployment) names none of them, outside the
+    // HasSweeper branch of an !If.
+    let unconditional = resources
+        .iter()
+        .filter(|(_, r)| r.get("Condition").is_none())
+        .map(|(id, r)| (id.as_str().unwrap(), r))
+        .chain(
+            template(&["Outputs"])
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(id, o)| (id.as_str().unwrap(), o)),
+        );
+    let mut checked = 0;
+    for (id, value) in unconditional {
+        let mut strings = Vec::new();
+        unconditional_strings(value, &mut strings);
+        for text in strings {
+            for sweeper in SWEEPER_RESOURCES {
+                assert!(!text.contains(sweeper), "{id} names {sweeper}: {text}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 20, "{checked}");
 }
 
 #[test]
@@ -714,11 +835,41 @@ struct Graphed {
     stat: Option<String>,
 }
 
-fn dashboard() -> (Json, Vec<String>) {
-    let body = sub_text(at(props("Dashboard"), &["DashboardBody"]));
-    let (json, names) = substitute(body);
-    let parsed = serde_json::from_str(&json)
-        .unwrap_or_else(|e| panic!("the dashboard body is not JSON ({e}):\n{json}"));
+/// The dashboard body's two-argument `!Sub`: the body and its variables.
+fn dashboard_sub() -> (&'static str, &'static serde_yaml_ng::Mapping) {
+    let sub = at(props("Dashboard"), &["DashboardBody"]);
+    let parts = match sub {
+        Value::Tagged(t) if t.tag == "Sub" => t.value.as_sequence(),
+        _ => None,
+    };
+    match parts.map(Vec::as_slice) {
+        Some([body, Value::Mapping(variables)]) => (str_of(body, "the !Sub body"), variables),
+        _ => panic!("the dashboard body is not !Sub [body, {{variables}}]: {sub:?}"),
+    }
+}
+
+/// The dashboard as CloudFormation renders it with `Sweeper` true or false: each
+/// variable (`!If [HasSweeper, !Sub text, otherwise]`) replaced by its branch, then
+/// `substitute`d.
+fn dashboard(sweeper: bool) -> (Json, Vec<String>) {
+    let (body, variables) = dashboard_sub();
+    let mut body = body.to_owned();
+    for (name, value) in variables {
+        let name = str_of(name, "a !Sub variable name");
+        let (with, without) = sweeper_branches(value, name);
+        let text = if sweeper {
+            sub_text(with)
+        } else {
+            str_of(without, name)
+        };
+        let placeholder = format!("${{{name}}}");
+        assert!(body.contains(&placeholder), "the body does not use {name}");
+        body = body.replace(&placeholder, text);
+    }
+    let (json, names) = substitute(&body);
+    let parsed = serde_json::from_str(&json).unwrap_or_else(|e| {
+        panic!("the dashboard body (Sweeper={sweeper}) is not JSON ({e}):\n{json}")
+    });
     (parsed, names)
 }
 
@@ -768,7 +919,13 @@ fn searched_names(expression: &str) -> Vec<&str> {
 
 #[test]
 fn the_dashboard_body_is_json_and_names_only_emitted_metrics() {
-    let (dashboard, names) = dashboard();
+    for sweeper in [true, false] {
+        dashboard_names_only_emitted_metrics(sweeper);
+    }
+}
+
+fn dashboard_names_only_emitted_metrics(sweeper: bool) {
+    let (dashboard, names) = dashboard(sweeper);
     // Every ${...} names a resource (or attribute) of this template or a pseudo parameter.
     for name in &names {
         let resource = name.split('.').next().unwrap();
@@ -819,7 +976,7 @@ fn the_dashboard_body_is_json_and_names_only_emitted_metrics() {
 
 #[test]
 fn the_dashboard_shows_what_an_operator_needs() {
-    let (dashboard, names) = dashboard();
+    let (dashboard, names) = dashboard(true);
     let (graphed, expressions) = graphed(&dashboard);
     let graphed_as = |namespace: &str, name: &str| uses(&graphed, namespace, name);
     let per_function = |name: &str| {
@@ -929,4 +1086,75 @@ fn horizontal_lines(widget: &Json) -> Vec<f64> {
         .as_array()
         .map(|a| a.iter().filter_map(|h| h["value"].as_f64()).collect())
         .unwrap_or_default()
+}
+
+#[test]
+fn the_dashboard_names_the_sweeper_only_with_it() {
+    let (_, variables) = dashboard_sub();
+    let names: BTreeSet<&str> = variables.keys().filter_map(Value::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["SweeperAlarms", "SweeperLambdaMetrics"])
+    );
+    for (name, value) in variables {
+        let (with, without) = sweeper_branches(value, name.as_str().unwrap());
+        assert_eq!(without.as_str(), Some(""), "{name:?}");
+        // Each goes after the body's last list item: its comma comes with it.
+        assert!(sub_text(with).trim_start().starts_with(','), "{name:?}");
+    }
+
+    let alarm_ids = |only_unconditional: bool| -> BTreeSet<String> {
+        resources_of("AWS::CloudWatch::Alarm")
+            .into_iter()
+            .filter(|(_, r)| !only_unconditional || r.get("Condition").is_none())
+            .map(|(id, _)| format!("{id}.Arn"))
+            .collect()
+    };
+    let lambda_functions = |graphed: &[Graphed]| -> BTreeSet<String> {
+        graphed
+            .iter()
+            .filter(|m| m.namespace == "AWS/Lambda")
+            .flat_map(|m| m.dimensions.iter().map(|(_, value)| value.clone()))
+            .collect()
+    };
+    let functions = |list: &[&str]| list.iter().map(|f| f.to_string()).collect();
+    for sweeper in [true, false] {
+        let (dashboard, names) = dashboard(sweeper);
+        let listed: BTreeSet<String> = dashboard["widgets"][0]["properties"]["alarms"]
+            .as_array()
+            .expect("the first widget lists the alarms")
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let (graphed, _) = graphed(&dashboard);
+        let mut expected = vec!["OrdersApiFunction", "PaymentsConsumerFunction"];
+        if sweeper {
+            assert_eq!(listed, alarm_ids(false));
+            expected.push("SweeperFunction");
+        } else {
+            assert_eq!(listed, alarm_ids(true));
+            let text = dashboard.to_string();
+            for resource in SWEEPER_RESOURCES {
+                assert!(!text.contains(resource), "Sweeper=false: {resource}");
+                assert!(
+                    !names.iter().any(|n| n.contains(resource)),
+                    "Sweeper=false: ${{{resource}}}"
+                );
+            }
+        }
+        assert_eq!(lambda_functions(&graphed), functions(&expected));
+
+        // The sweeper's own widgets stay, and say when they have data.
+        let sweeper_metrics: Vec<&str> = SWEEPER_METRICS
+            .into_iter()
+            .chain([metrics::INFLIGHT, metrics::INFLIGHT_LAPSED])
+            .collect();
+        for name in sweeper_metrics {
+            let lines = uses(&graphed, "Idempotency", name);
+            assert!(!lines.is_empty(), "Sweeper={sweeper}: no {name}");
+            for m in lines {
+                assert!(m.widget.ends_with(" (Sweeper=true)"), "{}", m.widget);
+            }
+        }
+    }
 }

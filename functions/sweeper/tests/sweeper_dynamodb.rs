@@ -51,7 +51,7 @@ impl Harness {
     }
 
     async fn with_client(client: aws_sdk_dynamodb::Client) -> Self {
-        let table = support::fresh_table(&client, &AttributeNames::default()).await;
+        let table = support::fresh_sweeper_table(&client, &AttributeNames::default()).await;
         let clock = ManualClock::new(at(10, 0));
         let store = DynamoDbStore::new(client.clone(), table.clone()).with_clock(clock.clone());
         Self {
@@ -496,7 +496,7 @@ async fn the_in_flight_gauge_counts_pending_records_with_a_live_lease() {
 }
 
 /// A table created before the in-flight index: the check says so, and
-/// `create_table` adds the index to it.
+/// `create_table_with` (sweeper indexes) adds the index to it.
 #[tokio::test]
 async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
     let client = support::client().await;
@@ -518,9 +518,15 @@ async fn a_table_without_the_in_flight_index_is_reported_and_can_get_it() {
     // The function's sweeper then sweeps without the gauge, and checks at each run.
     let sweeper = Sweeper::new(store.clone(), small(10)).with_in_flight_when_index_active();
     assert_eq!(sweeper.measure_in_flight().await.unwrap(), None);
-    lambda_idempotency::ops::create_table(&client, &table, &names)
-        .await
-        .unwrap();
+    lambda_idempotency::ops::create_table_with(
+        &client,
+        &table,
+        &names,
+        &lambda_idempotency::store::dynamodb::KeyLayout::PartitionKey,
+        lambda_idempotency::ops::TableIndexes::Sweeper,
+    )
+    .await
+    .unwrap();
     // Added, not waited for: DynamoDB backfills it from the records, which carry the
     // attribute already (DynamoDB Local may leave it CREATING for minutes).
     let described = client

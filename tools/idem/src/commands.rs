@@ -9,7 +9,7 @@ use lambda_idempotency::Error;
 use lambda_idempotency::clock::{Clock, SystemClock};
 use lambda_idempotency::ops::{Day, format_utc_millis, format_utc_secs};
 use lambda_idempotency::ops::{
-    EXPIRY_INDEX, INFLIGHT_INDEX, create_table_with_layout, expiry_index_status, in_flight,
+    EXPIRY_INDEX, INFLIGHT_INDEX, TableIndexes, create_table_with, expiry_index_status, in_flight,
     inflight_index_status, read_stats,
 };
 use lambda_idempotency::record::{Record, Status};
@@ -23,11 +23,31 @@ use crate::format::{millis_with_age, secs_with_age};
 /// `idem table create`.
 pub async fn table_create(
     store: &DynamoDbStore,
+    with_sweeper_indexes: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
     let names = store.attribute_names();
     let layout = store.key_layout();
-    create_table_with_layout(store.client(), store.table_name(), names, layout).await?;
+    let indexes = if with_sweeper_indexes {
+        TableIndexes::Sweeper
+    } else {
+        TableIndexes::None
+    };
+    create_table_with(store.client(), store.table_name(), names, layout, indexes).await?;
+    let sort_key = match layout.sort_key() {
+        Some(sort_key) => format!(", sort key {sort_key} (S)"),
+        None => String::new(),
+    };
+    if !with_sweeper_indexes {
+        writeln!(
+            out,
+            "table {:?} is ready: partition key {} (S){sort_key}, TTL on {}, no secondary index (the sweeper's: --with-sweeper-indexes)",
+            store.table_name(),
+            names.partition_key,
+            names.expires_at,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let index = match expiry_index_status(store).await? {
         Some(IndexStatus::Active) | None => String::new(),
         // Added to an older table: DynamoDB backfills it first.
@@ -38,10 +58,6 @@ pub async fn table_create(
         // DynamoDB adds one index at a time: the next `table create` adds it.
         None => " (not added yet: run this again once the expiry index is ACTIVE)".to_owned(),
         Some(status) => format!(" (index {status}: counted once ACTIVE)"),
-    };
-    let sort_key = match layout.sort_key() {
-        Some(sort_key) => format!(", sort key {sort_key} (S)"),
-        None => String::new(),
     };
     writeln!(
         out,

@@ -1,7 +1,7 @@
 //! `idem`: the operator CLI for a lambda-idempotency table.
 //!
 //! ```text
-//! idem table create [--table T]                      create the table (DynamoDB Local, tests)
+//! idem table create [--with-sweeper-indexes]         create the table (DynamoDB Local, tests)
 //! idem inspect --route R --actor A --key K           show one record
 //! idem purge --route R --actor A --key K [--yes]     delete one record, after confirmation
 //! idem stats [--days 7]                              per-day statistics, today first
@@ -74,9 +74,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum TableAction {
-    /// Create the table with TTL and the sweeper's expiry index (for DynamoDB Local
-    /// and tests; deploy with the SAM template); an existing table is kept
-    Create,
+    /// Create the table with TTL (for DynamoDB Local and tests; deploy with the SAM
+    /// template); an existing table is kept
+    Create {
+        /// Add the sweeper's expiry and in-flight indexes (3 more index write units
+        /// per new key); a table without them needs no sweeper, TTL expires records
+        #[arg(long)]
+        with_sweeper_indexes: bool,
+    },
 }
 
 /// Which record: the route, actor and key the layer scoped it to.
@@ -163,8 +168,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let checked = || store.check_key_layout();
     match cli.command {
         Command::Table {
-            action: TableAction::Create,
-        } => commands::table_create(&store, &mut out).await,
+            action: TableAction::Create {
+                with_sweeper_indexes,
+            },
+        } => commands::table_create(&store, with_sweeper_indexes, &mut out).await,
         Command::Inspect(record) => {
             let scope = record.scope()?;
             checked().await?;
