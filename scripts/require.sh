@@ -11,6 +11,9 @@ hint() {
     java) echo "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)" ;;
     node | npm) echo "install Node.js 18+ with npm" ;;
     make) echo "install GNU make (e.g. apt-get install make)" ;;
+    spin) echo "install the model checker spin (e.g. apt-get install spin)" ;;
+    gcc) echo "install a C compiler (e.g. apt-get install gcc)" ;;
+    cargo-fuzz) echo "run: cargo install cargo-fuzz --locked" ;;
     *) echo "install it and make sure it is on PATH" ;;
     esac
 }

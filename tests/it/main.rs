@@ -20,6 +20,8 @@ mod in_flight_wait;
 mod isolation;
 mod large_responses;
 mod macro_behaviour;
+mod model_rules;
+mod model_traces;
 mod observability;
 mod properties;
 mod reliability_concurrency;
