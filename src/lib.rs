@@ -136,6 +136,19 @@ pub mod __internals {
     #[cfg(feature = "http")]
     pub use crate::http::stored::{DecodeError, StoredBody, StoredResponse};
 
+    /// The first release's canonical form (numbers through doubles, as RFC 8785 and
+    /// the tree-based oracle write them).
+    pub use crate::canonical_json::canonicalize_v1;
+    /// The tree-based canonicaliser the one-pass one is checked against (the
+    /// differential tests and the fuzz target use it as the oracle).
+    pub use crate::canonical_json::reference::canonicalize as canonicalize_reference;
+
+    /// The DynamoDB item codec, for the fuzz target that decodes arbitrary items.
+    #[cfg(feature = "dynamodb")]
+    pub mod dynamodb_codec {
+        pub use crate::store::dynamodb::codec::{decode, encode};
+    }
+
     /// Fitting a response into a DynamoDB item.
     pub mod fit {
         pub use crate::store::fit::*;

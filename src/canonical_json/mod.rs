@@ -68,8 +68,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-#[cfg(test)]
-mod reference;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod reference;
 
 /// Why a byte string could not be canonicalised; callers usually fall back
 /// to treating the bytes as opaque.
@@ -117,7 +117,7 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
 /// 64-bit integers written as the nearest double, exactly as RFC 8785 says. Kept so
 /// records written by that release can still be compared, and so keys hashed from
 /// event payloads never change.
-pub(crate) fn canonicalize_v1(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
+pub fn canonicalize_v1(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
     canonicalize_with(input, Numbers::Ecmascript)
 }
 

@@ -1,5 +1,5 @@
 //! The first, tree-based canonicaliser: `serde_json` parses into a tree, which is
-//! then written out sorted. Kept (for tests only) as the oracle the streaming
+//! then written out sorted. Kept (for tests and the fuzz target) as the oracle the streaming
 //! canonicaliser in the parent module is checked against.
 
 use std::fmt;
@@ -8,7 +8,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{CanonicalJsonError, cmp_utf16, write_f64, write_string};
 
-pub(super) fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
+/// The canonical form of `input`, computed through a `serde_json` tree: the oracle.
+pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalJsonError> {
     let mut tree = parse(input)?;
     let mut numbers = NumberTokens::new(input);
     fix_floats(&mut tree, &mut numbers)?;

@@ -57,7 +57,7 @@ pub fn expiry_bucket(expires_at: i64, partition_key: &str) -> String {
 }
 
 /// Encodes a record as an item, keyed as `layout` says.
-pub(crate) fn encode(
+pub fn encode(
     names: &AttributeNames,
     layout: &KeyLayout,
     r: &Record,
@@ -103,7 +103,7 @@ pub(crate) fn encode(
 /// Decodes an item; a missing or mistyped attribute is [`Error::CorruptRecord`].
 /// The expiry bucket is derived data and is ignored (items written before it existed
 /// decode too).
-pub(crate) fn decode(
+pub fn decode(
     names: &AttributeNames,
     layout: &KeyLayout,
     item: &HashMap<String, AttributeValue>,
