@@ -8,7 +8,7 @@ WITH_DYNAMODB := scripts/with-dynamodb-local.sh
 WITH_REDIS := scripts/with-redis.sh
 REQUIRE := scripts/require.sh
 
-.PHONY: test lint demo dynamodb-local lint-template build deploy local bench help
+.PHONY: test lint demo dynamodb-local lint-template build deploy local bench verify fuzz model help
 
 ## help: the targets, each with what it does (from the `## target:` comments here)
 help:
@@ -37,11 +37,27 @@ define require_cargo_lambda
 	  exit 1; }
 endef
 
-## test: lint, the dev scripts without Linux-only tools (as on macOS), then all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local and a fresh redis-server
+## test: lint, the dev scripts without Linux-only tools (as on macOS), the spin model at its quick bounds, all tests (unit, integration, examples, doc tests) against a fresh DynamoDB Local and a fresh redis-server, then each fuzz target for 10 s
 test: lint
-	@$(REQUIRE) cargo
+	@$(REQUIRE) cargo spin gcc cargo-fuzz
 	scripts/test-portable-scripts.sh
+	scripts/verify-model.sh quick
 	$(WITH_DYNAMODB) $(WITH_REDIS) scripts/cargo-test-all.sh
+	scripts/fuzz.sh 10
+
+# How long `make fuzz` and `make verify` run each fuzz target, in seconds.
+FUZZ_SECONDS ?= 600
+
+## model: the spin model of the record protocol at its full bounds, its liveness check and the planted defects (VERIFICATION.md)
+model:
+	scripts/verify-model.sh full
+
+## fuzz: each fuzz target for FUZZ_SECONDS (default 600) seconds
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## verify: the long checks, `make model` then `make fuzz` (VERIFICATION.md has their figures)
+verify: model fuzz
 
 # Each cargo feature of the library alone (and none) must build, lint-clean.
 FEATURES := http event batch dynamodb redis emf zstd macros ops testing

@@ -575,7 +575,8 @@ async fn run(bench: bool, iterations: usize, warmup: usize) {
 
 /// Write units per new key with a 1 KB response body (`ReturnConsumedCapacity =
 /// INDEXES`): the store's item and completion on a table with both indexes (the
-/// default), with the expiry index only, and with none, and the floor's; and each
+/// sweeper's, `Sweeper=true`), with the expiry index only, and with none (the
+/// default), and the floor's; and each
 /// item's size once completed. Printed, and returned for the JSON results.
 async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
     let body_1k = Response::builder()
@@ -596,11 +597,11 @@ async fn capacity_report(client: &Client, raw: &Raw) -> serde_json::Value {
     let mut rows = Vec::new();
     for (layout, indexes) in [
         (
-            "store item, both indexes (default)",
+            "store item, both indexes (Sweeper=true)",
             &[EXPIRY_INDEX, INFLIGHT_INDEX][..],
         ),
         ("store item, expiry index only", &[EXPIRY_INDEX][..]),
-        ("store item, no index", &[][..]),
+        ("store item, no index (default)", &[][..]),
     ] {
         let table =
             lambda_idempotency_test_support::fresh_table_with_indexes(client, &raw.names, indexes)
