@@ -3,7 +3,7 @@
 # what `make test` runs; `make fuzz` and `make verify` run longer), seeded from the
 # sample events: their bodies for canonical_json, their Idempotency-Key values (bare
 # and quoted) for idempotency_key. Prints one line per target (executions, coverage,
-# features, corpus size) and fails on the first crash, leaving its reproducer under
+# features, corpus size) and fails if any target crashed, leaving each reproducer under
 # fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
