@@ -133,23 +133,16 @@ pub async fn create_table_with(
         .set_attribute_definitions(Some(definitions))
         .set_key_schema(Some(key_schema));
     if sweeper {
-        request = request
-            .global_secondary_indexes(
+        for index in [EXPIRY_INDEX, INFLIGHT_INDEX] {
+            request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(EXPIRY_INDEX)
-                    .set_key_schema(Some(expiry_index_key_schema(names)?))
-                    .projection(keys_only())
-                    .build()
-                    .map_err(|e| invalid(e.to_string()))?,
-            )
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(INFLIGHT_INDEX)
-                    .set_key_schema(Some(inflight_index_key_schema(names)?))
+                    .index_name(index)
+                    .set_key_schema(Some(index_key_schema(names, index)?))
                     .projection(keys_only())
                     .build()
                     .map_err(|e| invalid(e.to_string()))?,
             );
+        }
     }
     match request.send().await {
         Ok(_) => {}
@@ -212,18 +205,14 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
         .map_err(|e| invalid(e.to_string()))
 }
 
-fn expiry_index_key_schema(names: &AttributeNames) -> Result<Vec<KeySchemaElement>> {
-    Ok(vec![
-        key(&names.expiry_bucket, KeyType::Hash)?,
-        key(&names.expires_at, KeyType::Range)?,
-    ])
-}
-
-fn inflight_index_key_schema(names: &AttributeNames) -> Result<Vec<KeySchemaElement>> {
-    Ok(vec![
-        key(&names.inflight_shard, KeyType::Hash)?,
-        key(&names.lease_expires_at, KeyType::Range)?,
-    ])
+/// The key schema of [`EXPIRY_INDEX`] or (any other name) [`INFLIGHT_INDEX`].
+fn index_key_schema(names: &AttributeNames, index: &str) -> Result<Vec<KeySchemaElement>> {
+    let (hash, range) = if index == EXPIRY_INDEX {
+        (&names.expiry_bucket, &names.expires_at)
+    } else {
+        (&names.inflight_shard, &names.lease_expires_at)
+    };
+    Ok(vec![key(hash, KeyType::Hash)?, key(range, KeyType::Range)?])
 }
 
 fn keys_only() -> Projection {
@@ -248,11 +237,7 @@ async fn ensure_index(
     if index_status(client, table, index).await?.is_some() {
         return Ok(());
     }
-    let key_schema = if index == EXPIRY_INDEX {
-        expiry_index_key_schema(names)?
-    } else {
-        inflight_index_key_schema(names)?
-    };
+    let key_schema = index_key_schema(names, index)?;
     let added = client
         .update_table()
         .table_name(table)

@@ -233,15 +233,39 @@ async fn custom_attribute_names_work_end_to_end() {
             ("ttl".into(), "RANGE".into())
         ]
     );
+    assert_ttl_on(&client, &table, "ttl").await;
+}
+
+/// TTL is enabled on `attribute` of `table`.
+async fn assert_ttl_on(client: &aws_sdk_dynamodb::Client, table: &str, attribute: &str) {
     let ttl = client
         .describe_time_to_live()
-        .table_name(&table)
+        .table_name(table)
         .send()
         .await
         .unwrap();
     let spec = ttl.time_to_live_description().unwrap();
-    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(spec.attribute_name(), Some(attribute));
     assert_eq!(spec.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
+/// The names of `table`'s global secondary indexes, sorted.
+async fn index_names(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test]
@@ -251,15 +275,8 @@ async fn create_table_is_idempotent_and_enables_ttl() {
     // The default table has no secondary index: a new key writes the table only.
     let table = support::fresh_table(&client, &names).await;
     create_table(&client, &table, &names).await.unwrap();
-    let described = client
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
-    let description = described.table().unwrap();
-    assert!(description.global_secondary_indexes().is_empty());
-    assert_eq!(description.attribute_definitions().len(), 1);
+    assert_ttl_on(&client, &table, "expires_at").await;
+    assert_eq!(index_names(&client, &table).await, Vec::<String>::new());
     // With the sweeper's indexes.
     let table = support::fresh_sweeper_table(&client, &names).await;
     create_table_with(
@@ -271,15 +288,17 @@ async fn create_table_is_idempotent_and_enables_ttl() {
     )
     .await
     .unwrap();
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
-    let spec = ttl.time_to_live_description().unwrap();
-    assert_eq!(spec.attribute_name(), Some("expires_at"));
-    assert_eq!(spec.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_ttl_on(&client, &table, "expires_at").await;
+    assert_eq!(
+        index_names(&client, &table).await,
+        ["expiry-index", "inflight-index"]
+    );
+    // Asked again without them, an existing table keeps its indexes.
+    create_table(&client, &table, &names).await.unwrap();
+    assert_eq!(
+        index_names(&client, &table).await,
+        ["expiry-index", "inflight-index"]
+    );
     assert_eq!(
         expiry_index(&client, &table).await,
         [
@@ -328,19 +347,7 @@ async fn create_table_adds_the_expiry_index_to_an_older_table() {
     let names = AttributeNames::default();
     // Without the sweeper's indexes asked for, nothing is added.
     create_table(&client, &table, &names).await.unwrap();
-    let described = client
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        described
-            .table()
-            .unwrap()
-            .global_secondary_indexes()
-            .is_empty()
-    );
+    assert_eq!(index_names(&client, &table).await, Vec::<String>::new());
     let sweeper = TableIndexes::Sweeper;
     create_table_with(&client, &table, &names, &KeyLayout::PartitionKey, sweeper)
         .await
